@@ -1,0 +1,285 @@
+/**
+ * Auth0 post-login Action: redeem an invitation.
+ *
+ * The invitation link sends the browser to /authorize with `invitation=<token>`. When that
+ * login completes interactively, this Action reports it to the invites service
+ * (`POST /v1/webhooks/auth0`, Standard Webhooks-signed) and copies the answer into custom
+ * claims on the ID and access tokens:
+ *
+ *   <ns>roles             the roles the invitation granted (accepted)
+ *   <ns>invitation_error  a reason code (rejected, invalid link, or service unavailable)
+ *
+ * where <ns> is the secret INVITES_CLAIM_NAMESPACE (default https://invites.dev/).
+ *
+ * The invitation never blocks a login: sign-up and sign-in work whatever the webhook says,
+ * so this Action never throws and never calls api.access.deny. The token is a credential:
+ * it is sent to the webhook only and never logged.
+ */
+const crypto = require("node:crypto");
+const { Webhook } = require("standardwebhooks");
+
+const DEFAULT_CLAIM_NAMESPACE = "https://invites.dev/";
+
+// Auth0 ends a flow after 20 s in total, so both attempts together must stay well inside it.
+const DEFAULTS = Object.freeze({
+  timeoutMs: 5000,
+  retryDelayMs: 300,
+});
+
+// Longest token value we will forward; anything longer is not one of ours.
+const MAX_TOKEN_LENGTH = 1024;
+
+// Rejection reasons are short snake_case codes (expired, revoked, stale_link, ...).
+const REASON_PATTERN = /^[a-z][a-z0-9_]{0,63}$/;
+
+const ERROR_INVALID_LINK = "invalid_link";
+const ERROR_UNAVAILABLE = "unavailable";
+
+/** The claim namespace from the secrets, always ending with a slash. */
+function claimNamespace(secrets) {
+  const configured = secrets && typeof secrets.INVITES_CLAIM_NAMESPACE === "string"
+    ? secrets.INVITES_CLAIM_NAMESPACE.trim()
+    : "";
+  const ns = configured || DEFAULT_CLAIM_NAMESPACE;
+  return ns.endsWith("/") ? ns : `${ns}/`;
+}
+
+/**
+ * Whether this post-login run is a login the user just went through.
+ *
+ * The post-login trigger also runs when a refresh token is exchanged
+ * (`event.transaction.protocol === "oauth2-refresh-token"`; `event.request.body` carries the
+ * token request there) and for silent authentication (`prompt=none`, no user interaction).
+ * Neither is the completed login that redeems an invitation, even if the original
+ * authorize query still carries it.
+ */
+function isInteractiveLogin(event) {
+  const transaction = event.transaction || {};
+  if (transaction.protocol === "oauth2-refresh-token") return false;
+  const body = (event.request && event.request.body) || {};
+  if (body.grant_type === "refresh_token") return false;
+
+  const prompts = Array.isArray(transaction.prompt) ? transaction.prompt : [];
+  const query = (event.request && event.request.query) || {};
+  const queryPrompts = typeof query.prompt === "string" ? query.prompt.split(/\s+/) : [];
+  return !prompts.includes("none") && !queryPrompts.includes("none");
+}
+
+/** The invitation token from the authorize query, or undefined when there is none. */
+function invitationFromQuery(event) {
+  const query = (event.request && event.request.query) || {};
+  const value = query.invitation;
+  if (value === undefined || value === null || value === "") return undefined;
+  return value;
+}
+
+function isPlausibleToken(value) {
+  return typeof value === "string" && value.length <= MAX_TOKEN_LENGTH && !/\s/.test(value);
+}
+
+function newMessageId() {
+  return `msg_${crypto.randomBytes(16).toString("hex")}`;
+}
+
+/**
+ * Sign a JSON payload as a Standard Webhooks message.
+ *
+ * Returns the exact body string that was signed and the headers to send with it. The
+ * Python interop test calls this through scripts/sign.js, so both ends are proven to agree.
+ *
+ * @param {{secret: string, payload: unknown, msgId?: string, timestamp?: number|Date}} args
+ *   timestamp in Unix seconds (or a Date); defaults to now.
+ */
+function signWebhook({ secret, payload, msgId, timestamp }) {
+  const id = msgId || newMessageId();
+  let seconds;
+  if (timestamp instanceof Date) seconds = Math.floor(timestamp.getTime() / 1000);
+  else if (timestamp === undefined || timestamp === null) seconds = Math.floor(Date.now() / 1000);
+  else seconds = Math.floor(Number(timestamp));
+  if (!Number.isFinite(seconds)) throw new Error("timestamp must be Unix seconds");
+
+  const body = JSON.stringify(payload);
+  const signature = new Webhook(secret).sign(id, new Date(seconds * 1000), body);
+  return {
+    headers: {
+      "content-type": "application/json",
+      "webhook-id": id,
+      "webhook-timestamp": String(seconds),
+      "webhook-signature": signature,
+    },
+    body,
+  };
+}
+
+/** The webhook body: what the invites service needs to decide and record the redemption. */
+function redeemPayload(event, token) {
+  const user = event.user || {};
+  const connection = event.connection || {};
+  const loginsCount = event.stats && event.stats.logins_count;
+  return {
+    type: "invitation.redeem",
+    invitation: token,
+    user: {
+      user_id: user.user_id,
+      email: user.email,
+      email_verified: user.email_verified === true,
+      name: user.name,
+    },
+    connection: { name: connection.name, strategy: connection.strategy },
+    // Auth0 counts the login in progress, so the first login after sign-up reports 1.
+    is_new_user: typeof loginsCount === "number" && loginsCount <= 1,
+  };
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** One POST with a deadline covering connect, headers and body. */
+async function postOnce(url, signed, timeoutMs) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  try {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: signed.headers,
+      body: signed.body,
+      signal: controller.signal,
+      redirect: "error",
+    });
+    const text = await response.text();
+    let json;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    return { status: response.status, json };
+  } catch (err) {
+    const cause = (err && err.cause && err.cause.code) || (err && err.name) || "error";
+    return { networkError: controller.signal.aborted ? "timeout" : String(cause) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function isTransient(result) {
+  return Boolean(result.networkError) || result.status >= 500 || result.status === 429;
+}
+
+/**
+ * POST the signed message, retrying once on a network error, timeout, 5xx or 429.
+ *
+ * The retry resends the very same message (same webhook-id and signature): if the first
+ * attempt was applied and only its answer was lost, the service's replay protection answers
+ * with the first result instead of redeeming twice.
+ */
+async function deliver(url, signed, options) {
+  const first = await postOnce(url, signed, options.timeoutMs);
+  if (!isTransient(first)) return { ...first, attempts: 1 };
+  await sleep(options.retryDelayMs);
+  const second = await postOnce(url, signed, options.timeoutMs);
+  return { ...second, attempts: 2 };
+}
+
+/** Map the webhook's answer to the claims we set: {roles} or {error}. */
+function interpret(result) {
+  if (result.networkError) return { error: ERROR_UNAVAILABLE, detail: result.networkError };
+  const body = result.json || {};
+  if (result.status === 200 && body.result === "accepted" && Array.isArray(body.roles)) {
+    const roles = body.roles.filter((role) => typeof role === "string");
+    return {
+      roles,
+      detail: `accepted invitation_id=${body.invitation_id} grant=${body.grant}`,
+    };
+  }
+  if ((result.status === 409 || result.status === 410) && body.result === "rejected") {
+    const reason = typeof body.reason === "string" && REASON_PATTERN.test(body.reason)
+      ? body.reason
+      : ERROR_UNAVAILABLE;
+    return { error: reason, detail: `rejected status=${result.status}` };
+  }
+  if (result.status === 404) return { error: ERROR_INVALID_LINK, detail: "status=404" };
+  if (result.status === 401) {
+    return { error: ERROR_UNAVAILABLE, detail: "status=401 (check INVITES_WEBHOOK_SECRET)" };
+  }
+  return { error: ERROR_UNAVAILABLE, detail: `status=${result.status}` };
+}
+
+function setClaim(api, name, value) {
+  api.idToken.setCustomClaim(name, value);
+  api.accessToken.setCustomClaim(name, value);
+}
+
+function log(message) {
+  // Auth0 keeps at most 256 characters of each console.log.
+  console.log(`invites: ${message}`.slice(0, 256));
+}
+
+/**
+ * The Action body, with tunable timings for tests. Never throws.
+ *
+ * @param {object} event Auth0 post-login event
+ * @param {object} api Auth0 post-login api
+ * @param {{timeoutMs?: number, retryDelayMs?: number}} [overrides]
+ */
+async function handle(event, api, overrides) {
+  const token = invitationFromQuery(event);
+  if (token === undefined) return;
+
+  let ns = DEFAULT_CLAIM_NAMESPACE;
+  try {
+    ns = claimNamespace(event.secrets);
+    if (!isInteractiveLogin(event)) {
+      log("invitation ignored: not an interactive login");
+      return;
+    }
+    if (!isPlausibleToken(token)) {
+      setClaim(api, `${ns}invitation_error`, ERROR_INVALID_LINK);
+      log("redeem not sent: malformed invitation parameter");
+      return;
+    }
+
+    const secrets = event.secrets || {};
+    const url = secrets.INVITES_WEBHOOK_URL;
+    const secret = secrets.INVITES_WEBHOOK_SECRET;
+    if (!url || !secret) {
+      setClaim(api, `${ns}invitation_error`, ERROR_UNAVAILABLE);
+      log("redeem not sent: set INVITES_WEBHOOK_URL and INVITES_WEBHOOK_SECRET");
+      return;
+    }
+
+    const options = { ...DEFAULTS, ...(overrides || {}) };
+    const signed = signWebhook({ secret, payload: redeemPayload(event, token) });
+    const result = await deliver(url, signed, options);
+    const outcome = interpret(result);
+    if (outcome.roles) setClaim(api, `${ns}roles`, outcome.roles);
+    else setClaim(api, `${ns}invitation_error`, outcome.error);
+    log(`redeem ${outcome.roles ? "ok" : outcome.error}: ${outcome.detail} attempts=${result.attempts}`);
+  } catch (err) {
+    // A bug or a bad secret (e.g. not base64) must not turn into a failed login.
+    try {
+      setClaim(api, `${ns}invitation_error`, ERROR_UNAVAILABLE);
+    } catch {
+      // The api object itself failed; nothing more we can do for this login.
+    }
+    log(`redeem failed: ${(err && err.name) || "error"}`);
+  }
+}
+
+/**
+ * Handler that will be called during the execution of a PostLogin flow.
+ *
+ * @param {Event} event - Details about the user and the context in which they are logging in.
+ * @param {PostLoginAPI} api - Interface whose methods can be used to change the behavior of the login.
+ */
+exports.onExecutePostLogin = async (event, api) => handle(event, api);
+
+exports._internal = {
+  DEFAULTS,
+  DEFAULT_CLAIM_NAMESPACE,
+  claimNamespace,
+  handle,
+  interpret,
+  isInteractiveLogin,
+  redeemPayload,
+  signWebhook,
+};
