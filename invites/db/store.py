@@ -1,0 +1,271 @@
+"""The database behind the API and the activities: one transaction per method.
+
+Inserts use `INSERT ... ON CONFLICT DO NOTHING` (SQLite and PostgreSQL alike), so a
+concurrent or repeated write of the same key is never an error: the first writer's row
+stays and later callers are told so.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast, get_args
+
+from sqlalchemy import delete, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from invites.db.engine import session_factory, writer
+from invites.db.records import (
+    InvitationRecord,
+    LinkConflict,
+    LinkedInvitation,
+    MailKind,
+    OutboxMail,
+    SaveResult,
+    StoreError,
+    UnknownInvitation,
+    WebhookReceipt,
+)
+from invites.db.tables import AccountLink, Base, Invitation, Mail, WebhookReceiptRow
+
+
+class Store:
+    """Invitations' funnel data, account links, the local mail outbox and webhook receipts."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._reads = session_factory(engine)
+        self._writes = session_factory(writer(engine))
+
+    async def ping(self) -> None:
+        """Return when the database answers; raise (a SQLAlchemy or OS error) when it does not."""
+        async with self._engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def save_invitation(self, rec: InvitationRecord) -> SaveResult:
+        """Store a new invitation, or leave alone the one already stored under its keys.
+
+        The keys are its id, `external_ref` and `idempotency_key`: a row holding any of
+        them counts as the existing invitation, and its id and request hash come back.
+        """
+        values = {
+            "id": rec.id,
+            "email": rec.email.lower(),
+            "external_ref": rec.external_ref,
+            "data": rec.data,
+            "app_metadata": rec.app_metadata,
+            "request_hash": rec.request_hash,
+            "idempotency_key": rec.idempotency_key,
+            "reissued_from": rec.reissued_from,
+            "created_at": rec.created_at,
+        }
+        async with self._writes.begin() as session:
+            stmt = self._insert(Invitation).values(values).on_conflict_do_nothing()
+            created = await session.scalar(stmt.returning(Invitation.id))
+            if created is not None:
+                return SaveResult(created=True, invitation_id=rec.id, request_hash=rec.request_hash)
+            existing = await self._existing_invitation(session, rec)
+        return SaveResult(created=False, invitation_id=existing.id, request_hash=existing.request_hash)
+
+    async def get_invitation(self, invitation_id: str) -> InvitationRecord | None:
+        async with self._reads() as session:
+            row = await session.get(Invitation, invitation_id)
+        return _invitation(row) if row is not None else None
+
+    async def find_by_idempotency_key(self, key: str) -> InvitationRecord | None:
+        async with self._reads() as session:
+            row = await session.scalar(select(Invitation).where(Invitation.idempotency_key == key))
+        return _invitation(row) if row is not None else None
+
+    async def link_account(self, invitation_id: str, user_id: str, email: str, accepted_at: datetime) -> bool:
+        """Link the account that accepted the invitation; False when it already was.
+
+        Raises `LinkConflict` when another account holds the link, `UnknownInvitation`
+        when the invitation was never saved.
+        """
+        values = {
+            "invitation_id": invitation_id,
+            "user_id": user_id,
+            "email": email,
+            "accepted_at": accepted_at,
+        }
+        async with self._writes.begin() as session:
+            stmt = self._insert(AccountLink).values(values).on_conflict_do_nothing()
+            try:
+                linked = await session.scalar(stmt.returning(AccountLink.invitation_id))
+            except IntegrityError as exc:  # only the foreign key can fail here
+                raise UnknownInvitation(invitation_id) from exc
+            if linked is not None:
+                return True
+            existing = await session.get_one(AccountLink, invitation_id)
+        if existing.user_id != user_id:
+            raise LinkConflict(invitation_id, existing.user_id)
+        return False
+
+    async def links_for_user(self, user_id: str) -> list[LinkedInvitation]:
+        """The invitations this account accepted, newest acceptance first."""
+        stmt = (
+            select(AccountLink, Invitation)
+            .join(Invitation, Invitation.id == AccountLink.invitation_id)
+            .where(AccountLink.user_id == user_id)
+            .order_by(AccountLink.accepted_at.desc(), AccountLink.invitation_id.desc())
+        )
+        async with self._reads() as session:
+            rows = (await session.execute(stmt)).all()
+        return [
+            LinkedInvitation(
+                invitation_id=link.invitation_id,
+                user_id=link.user_id,
+                account_email=link.email,
+                accepted_at=link.accepted_at,
+                email=invitation.email,
+                data=invitation.data,
+                created_at=invitation.created_at,
+            )
+            for link, invitation in rows
+        ]
+
+    async def record_mail(self, mail: OutboxMail) -> bool:
+        """Keep a mail in the outbox; False when one with its id is already there."""
+        if mail.kind not in get_args(MailKind):
+            raise ValueError(f"mail kind {mail.kind!r} is not one of {get_args(MailKind)}")
+        values = {
+            "id": mail.id,
+            "invitation_id": mail.invitation_id,
+            "to": mail.to,
+            "kind": mail.kind,
+            "subject": mail.subject,
+            "html": mail.html,
+            "text": mail.text,
+            "link": mail.link,
+            "sent_at": mail.sent_at,
+        }
+        async with self._writes.begin() as session:
+            stmt = self._insert(Mail).values(values).on_conflict_do_nothing()
+            return await session.scalar(stmt.returning(Mail.id)) is not None
+
+    async def mail_recorded(self, mail_id: str) -> bool:
+        """Whether a mail with this id was already sent (the mail activity's idempotency check)."""
+        async with self._reads() as session:
+            return await session.scalar(select(Mail.id).where(Mail.id == mail_id)) is not None
+
+    async def list_outbox(self, limit: int = 50, invitation_id: str | None = None) -> list[OutboxMail]:
+        """The latest mails, newest first, optionally those of one invitation."""
+        stmt = select(Mail).order_by(Mail.sent_at.desc(), Mail.id.desc()).limit(limit)
+        if invitation_id is not None:
+            stmt = stmt.where(Mail.invitation_id == invitation_id)
+        async with self._reads() as session:
+            rows = (await session.scalars(stmt)).all()
+        return [_mail(row) for row in rows]
+
+    async def remember_webhook(
+        self,
+        webhook_id: str,
+        status_code: int,
+        response: Any,
+        ttl: timedelta,
+        *,
+        now: datetime | None = None,
+    ) -> WebhookReceipt:
+        """Keep the reply to a webhook id for `ttl`; the first writer wins.
+
+        Returns the receipt that is stored: this one, or the one an earlier call left for
+        the same id while it has not expired (an expired one is replaced).
+        """
+        now = now or datetime.now(UTC)
+        values = {"status_code": status_code, "response": response, "expires_at": now + ttl}
+        async with self._writes.begin() as session:
+            stmt = self._insert(WebhookReceiptRow).values(webhook_id=webhook_id, **values)
+            stored = await session.scalar(
+                stmt.on_conflict_do_nothing().returning(WebhookReceiptRow.webhook_id)
+            )
+            if stored is None:
+                await session.execute(
+                    update(WebhookReceiptRow)
+                    .where(
+                        WebhookReceiptRow.webhook_id == webhook_id,
+                        WebhookReceiptRow.expires_at <= now,
+                    )
+                    .values(values)
+                    .execution_options(synchronize_session=False)
+                )
+            row = await session.get_one(WebhookReceiptRow, webhook_id)
+        return _receipt(row)
+
+    async def get_webhook(self, webhook_id: str, *, now: datetime | None = None) -> WebhookReceipt | None:
+        """The unexpired receipt for a webhook id, if it was seen."""
+        now = now or datetime.now(UTC)
+        stmt = select(WebhookReceiptRow).where(
+            WebhookReceiptRow.webhook_id == webhook_id, WebhookReceiptRow.expires_at > now
+        )
+        async with self._reads() as session:
+            row = await session.scalar(stmt)
+        return _receipt(row) if row is not None else None
+
+    async def purge_expired_webhooks(self, now: datetime | None = None) -> int:
+        """Delete the expired receipts; returns how many went."""
+        now = now or datetime.now(UTC)
+        stmt = (
+            delete(WebhookReceiptRow)
+            .where(WebhookReceiptRow.expires_at <= now)
+            .execution_options(synchronize_session=False)
+        )
+        async with self._writes.begin() as session:
+            result = cast("CursorResult[Any]", await session.execute(stmt))
+        return result.rowcount
+
+    def _insert(self, model: type[Base]) -> sqlite.Insert | postgresql.Insert:
+        if self._engine.dialect.name == "postgresql":
+            return postgresql.insert(model)
+        return sqlite.insert(model)
+
+    @staticmethod
+    async def _existing_invitation(session: AsyncSession, rec: InvitationRecord) -> Invitation:
+        keys = [Invitation.id == rec.id]
+        if rec.external_ref is not None:
+            keys.append(Invitation.external_ref == rec.external_ref)
+        if rec.idempotency_key is not None:
+            keys.append(Invitation.idempotency_key == rec.idempotency_key)
+        rows = (await session.scalars(select(Invitation).where(or_(*keys)))).all()
+        if not rows:
+            raise StoreError(f"Invitation {rec.id} was neither stored nor found; retry the save.")
+        return min(rows, key=lambda row: row.id != rec.id)  # the same id first
+
+
+def _invitation(row: Invitation) -> InvitationRecord:
+    return InvitationRecord(
+        id=row.id,
+        email=row.email,
+        data=row.data,
+        app_metadata=row.app_metadata,
+        request_hash=row.request_hash,
+        created_at=row.created_at,
+        external_ref=row.external_ref,
+        idempotency_key=row.idempotency_key,
+        reissued_from=row.reissued_from,
+    )
+
+
+def _mail(row: Mail) -> OutboxMail:
+    return OutboxMail(
+        id=row.id,
+        invitation_id=row.invitation_id,
+        to=row.to,
+        kind=cast(MailKind, row.kind),  # the table's CHECK constraint holds it to these
+        subject=row.subject,
+        html=row.html,
+        text=row.text,
+        link=row.link,
+        sent_at=row.sent_at,
+    )
+
+
+def _receipt(row: WebhookReceiptRow) -> WebhookReceipt:
+    return WebhookReceipt(
+        webhook_id=row.webhook_id,
+        status_code=row.status_code,
+        response=row.response,
+        expires_at=row.expires_at,
+    )

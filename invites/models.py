@@ -1,0 +1,209 @@
+"""Pydantic models shared by the API, the workflow, the activities and the CLI.
+
+One input model per workflow, update, signal and activity, so fields can be added compatibly.
+Every model here may be stored in Temporal history: add fields with defaults, never rename.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    UNDELIVERABLE = "undeliverable"
+
+
+class Reason(StrEnum):
+    """Why a redeem or an extend was refused (SPEC §3). Clients match on these codes."""
+
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    ALREADY_REDEEMED = "already_redeemed"
+    STALE_LINK = "stale_link"
+    EMAIL_MISMATCH = "email_mismatch"
+    # Not redeemable because the invitation mail was rejected for good.
+    UNDELIVERABLE = "undeliverable"
+    # extend only: the new expiry is in the past or beyond the 90-day ceiling.
+    INVALID_EXPIRY = "invalid_expiry"
+
+
+EmailPolicy = Literal["match", "any"]
+MailKind = Literal["invite", "reminder"]
+GrantState = Literal["done", "pending", "failed"]
+
+
+class _Model(BaseModel):
+    # Tolerate fields added by a newer version of the code (rolling deploys, replays).
+    model_config = ConfigDict(extra="ignore")
+
+
+# --- workflow input, state and messages ---------------------------------------------------
+
+
+class InvitationInput(_Model):
+    """What `InvitationWorkflow` is started with. Funnel `data` stays in the database."""
+
+    invitation_id: str
+    email: str
+    roles: list[str] = []
+    app_metadata: dict[str, Any] = {}
+    external_ref: str | None = None
+    crm_contact_id: str | None = None
+    locale: str = "en"
+    created_at: datetime
+    expires_at: datetime
+    reminders: list[int] = Field(default_factory=lambda: [3 * 86400, 7 * 86400])
+    email_policy: EmailPolicy = "match"
+    reissued_from: str | None = None
+
+
+class InvitationState(_Model):
+    """The workflow's `state` query answer and its result."""
+
+    invitation_id: str
+    email: str
+    status: Status = Status.PENDING
+    roles: list[str] = []
+    external_ref: str | None = None
+    created_at: datetime
+    expires_at: datetime
+    accepted_by: str | None = None
+    accepted_at: datetime | None = None
+    reminders_sent: int = 0
+    mails_sent: int = 0
+    generation: int = 0
+    screen_hint: Literal["signup", "login"] = "signup"
+    email_policy: EmailPolicy = "match"
+    grant: GrantState | None = None
+    grant_error: str | None = None
+    revoked_reason: str | None = None
+    undeliverable_reason: str | None = None
+    ended_at: datetime | None = None
+
+
+class RedeemUser(_Model):
+    user_id: str = Field(min_length=1, max_length=256)
+    email: str | None = Field(None, max_length=320)
+    email_verified: bool = False
+    name: str | None = Field(None, max_length=512)
+
+
+class RedeemConnection(_Model):
+    name: str = Field("", max_length=256)
+    strategy: str = Field("", max_length=64)
+
+
+class RedeemInput(_Model):
+    """The `redeem` update: a completed login reported by the Auth0 Action."""
+
+    generation: int = Field(ge=0)
+    user: RedeemUser
+    connection: RedeemConnection = RedeemConnection()
+    is_new_user: bool = False
+
+
+class RedeemResult(_Model):
+    result: Literal["accepted"] = "accepted"
+    invitation_id: str
+    roles: list[str]
+    grant: GrantState
+
+
+class RevokeInput(_Model):
+    reason: str = Field("", max_length=500)
+
+
+class ResendInput(_Model):
+    rotate: bool = False
+
+
+class ExtendInput(_Model):
+    expires_at: datetime
+
+
+# --- activity inputs and results -----------------------------------------------------------
+
+
+class LookupInput(_Model):
+    email: str
+
+
+class LookupResult(_Model):
+    user_ids: list[str]
+
+
+class MailInput(_Model):
+    """One mail. `seq` makes each send distinct and its retries the same (idempotency key)."""
+
+    invitation_id: str
+    email: str
+    kind: MailKind
+    seq: int
+    generation: int
+    locale: str = "en"
+    screen_hint: Literal["signup", "login"] = "signup"
+    expires_at: datetime
+
+    @property
+    def mail_id(self) -> str:
+        return f"{self.invitation_id}:{self.kind}:{self.seq}"
+
+
+class MailResult(_Model):
+    mail_id: str
+    message_id: str | None = None
+    already_sent: bool = False
+
+
+class AssignRolesInput(_Model):
+    user_id: str
+    roles: list[str]
+
+
+class AssignRolesResult(_Model):
+    assigned: list[str]
+    already_had: list[str]
+
+
+class MergeMetadataInput(_Model):
+    user_id: str
+    invitation_id: str
+    accepted_at: datetime
+    app_metadata: dict[str, Any] = {}
+
+
+class VerifyEmailInput(_Model):
+    user_id: str
+    email: str
+
+
+class LinkAccountInput(_Model):
+    invitation_id: str
+    user_id: str
+    email: str | None
+    accepted_at: datetime
+
+
+class InvitationEvent(_Model):
+    """A transition delivered to the CRM / events sink. Never carries the link token."""
+
+    type: str  # invitation.created, .sent, .reminded, .accepted, .expired, .revoked, .undeliverable
+    invitation_id: str
+    email: str
+    status: Status
+    occurred_at: datetime
+    roles: list[str] = []
+    external_ref: str | None = None
+    crm_contact_id: str | None = None
+    user_id: str | None = None
+    expires_at: datetime | None = None
+    accepted_at: datetime | None = None
+    reminders_sent: int = 0

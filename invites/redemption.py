@@ -1,0 +1,64 @@
+"""The rules that decide whether a login may redeem an invitation, and whether it may be extended.
+
+Pure functions over `InvitationState`: the workflow's update validators call them, and the API
+calls them on a closed workflow's final state (an update cannot reach a completed workflow, yet
+a webhook retry by the user who accepted must still get the same answer).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from invites.models import InvitationState, Reason, RedeemInput, Status
+
+MAX_LIFETIME = timedelta(days=90)
+
+_TERMINAL_REASON = {
+    Status.EXPIRED: Reason.EXPIRED,
+    Status.REVOKED: Reason.REVOKED,
+    Status.ACCEPTED: Reason.ALREADY_REDEEMED,
+    Status.UNDELIVERABLE: Reason.UNDELIVERABLE,
+}
+
+MESSAGES = {
+    Reason.EXPIRED: "This invitation has expired.",
+    Reason.REVOKED: "This invitation was revoked.",
+    Reason.ALREADY_REDEEMED: "This invitation was already accepted by another account.",
+    Reason.STALE_LINK: "A newer invitation link was sent; use the most recent mail.",
+    Reason.EMAIL_MISMATCH: "This invitation was sent to a different email address.",
+    Reason.UNDELIVERABLE: "The invitation mail could not be delivered.",
+    Reason.INVALID_EXPIRY: "The new expiry must be in the future and within 90 days.",
+}
+
+
+def is_same_acceptor(state: InvitationState, req: RedeemInput) -> bool:
+    return state.status == Status.ACCEPTED and state.accepted_by == req.user.user_id
+
+
+def redeem_rejection(state: InvitationState, req: RedeemInput, now: datetime) -> Reason | None:
+    """None when `req` may redeem (or already did, as the same user); otherwise the reason."""
+    if is_same_acceptor(state, req):
+        return None  # a retried webhook gets the same answer
+    if state.status != Status.PENDING:
+        return _TERMINAL_REASON[state.status]
+    if now >= state.expires_at:
+        return Reason.EXPIRED  # the expiry timer may not have fired yet
+    if req.generation < state.generation:
+        return Reason.STALE_LINK
+    if state.email_policy == "match" and not _same_email(req.user.email, state.email):
+        return Reason.EMAIL_MISMATCH
+    return None
+
+
+def extend_rejection(state: InvitationState, new_expiry: datetime, now: datetime) -> Reason | None:
+    if state.status != Status.PENDING:
+        return _TERMINAL_REASON[state.status]
+    if now >= state.expires_at:
+        return Reason.EXPIRED
+    if new_expiry <= now or new_expiry > now + MAX_LIFETIME:
+        return Reason.INVALID_EXPIRY
+    return None
+
+
+def _same_email(a: str | None, b: str) -> bool:
+    return a is not None and a.strip().casefold() == b.strip().casefold()

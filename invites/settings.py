@@ -1,0 +1,140 @@
+"""The one settings class. Every value comes from `INVITES_*` environment variables (or `.env`).
+
+Read it once with `get_settings()` and pass it down; nothing reads the environment elsewhere.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+from functools import cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Development defaults. They are public (README, SPEC §7) and refused when INVITES_ENV=production.
+# Built from readable phrases so nobody mistakes them for real keys.
+DEV_TOKEN_KEYS = "dev1:" + base64.b64encode(b"dev-only-token-key-do-not-use-in-prod").decode()
+DEV_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"invites-dev-webhook-secret-0001!").decode()
+DEV_API_KEYS = "dev-api-key=create:invitations read:invitations manage:invitations"
+DEV_AUTH0_CLIENT_SECRET = "dev-secret"  # noqa: S105 - public dev default, refused in production
+
+
+def parse_keyring(raw: str, *, name: str, min_bytes: int = 32) -> list[tuple[str, bytes]]:
+    """Parse `kid:base64key,kid:base64key`; the first key is the active one."""
+    keys: list[tuple[str, bytes]] = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        kid, sep, b64 = item.partition(":")
+        if not sep or not kid or not kid.isascii() or len(kid) > 16:
+            raise ValueError(f"{name}: each entry must be 'kid:base64key' with a short ASCII kid")
+        try:
+            key = base64.b64decode(b64, validate=True)
+        except ValueError as exc:
+            raise ValueError(f"{name}: key {kid!r} is not valid base64") from exc
+        if len(key) < min_bytes:
+            raise ValueError(f"{name}: key {kid!r} must be at least {min_bytes} bytes")
+        if any(k == kid for k, _ in keys):
+            raise ValueError(f"{name}: key id {kid!r} appears twice")
+        keys.append((kid, key))
+    if not keys:
+        raise ValueError(f"{name}: at least one key is required")
+    return keys
+
+
+class Settings(BaseSettings):
+    """All settings of the API, the worker and the CLI (env prefix `INVITES_`)."""
+
+    model_config = SettingsConfigDict(env_prefix="INVITES_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+
+    # Temporal
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_api_key: SecretStr | None = None
+    temporal_tls: bool = False
+    task_queue: str = "invitations"
+    max_task_queue_activities_per_second: float = Field(2.0, gt=0)
+
+    # Database
+    database_url: str = "sqlite+aiosqlite:///.invites/invites.db"
+
+    # Invitations
+    email_policy: Literal["match", "any"] = "match"
+    default_expires_in: timedelta = timedelta(days=14)
+    default_reminders: list[timedelta] = [timedelta(days=3), timedelta(days=7)]
+    public_base_url: str = "http://127.0.0.1:8000"
+    signin_url: str = "http://127.0.0.1:8100/authorize"
+
+    # Keys and secrets
+    token_keys: SecretStr = SecretStr(DEV_TOKEN_KEYS)
+    payload_keys: SecretStr | None = None
+    webhook_secret: SecretStr = SecretStr(DEV_WEBHOOK_SECRET)
+    api_keys: SecretStr = SecretStr(DEV_API_KEYS)
+
+    # Auth0 (management API through auth0-python; base URL points at the sandbox in dev)
+    auth0_domain: str = "127.0.0.1:8100"
+    auth0_base_url: str = "http://127.0.0.1:8100"
+    auth0_client_id: str = "dev-client"
+    auth0_client_secret: SecretStr = SecretStr(DEV_AUTH0_CLIENT_SECRET)
+    auth0_audience: str = "http://127.0.0.1:8100/api/v2/"
+    auth0_timeout: float = 10.0
+
+    # Mail
+    mail_backend: Literal["sendgrid", "outbox"] = "outbox"
+    sendgrid_api_key: SecretStr | None = None
+    sendgrid_host: str = "https://api.sendgrid.com"
+    mail_from: str = "invitations@invites.local"
+    mail_from_name: str = "Invites"
+    sendgrid_template_invite: str | None = None
+    sendgrid_template_reminder: str | None = None
+
+    # CRM and events out
+    crm_backend: Literal["hubspot", "webhook", "none"] = "none"
+    hubspot_access_token: SecretStr | None = None
+    hubspot_host: str = "https://api.hubapi.com"
+    events_url: str | None = None
+    events_secret: SecretStr | None = None
+
+    @field_validator("default_reminders")
+    @classmethod
+    def _sorted_reminders(cls, value: list[timedelta]) -> list[timedelta]:
+        return sorted(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        parse_keyring(self.token_keys.get_secret_value(), name="INVITES_TOKEN_KEYS")
+        if self.payload_keys is not None:
+            parse_keyring(self.payload_keys.get_secret_value(), name="INVITES_PAYLOAD_KEYS")
+        if self.env == "production":
+            self._refuse_dev_defaults()
+        if self.mail_backend == "sendgrid" and self.sendgrid_api_key is None:
+            raise ValueError("INVITES_SENDGRID_API_KEY is required when INVITES_MAIL_BACKEND=sendgrid")
+        if self.crm_backend == "hubspot" and self.hubspot_access_token is None:
+            raise ValueError("INVITES_HUBSPOT_ACCESS_TOKEN is required when INVITES_CRM_BACKEND=hubspot")
+        if self.crm_backend == "webhook" and not (self.events_url and self.events_secret):
+            raise ValueError(
+                "INVITES_EVENTS_URL and INVITES_EVENTS_SECRET are required with INVITES_CRM_BACKEND=webhook"
+            )
+        return self
+
+    def _refuse_dev_defaults(self) -> None:
+        dev_values = {
+            "INVITES_TOKEN_KEYS": (self.token_keys, DEV_TOKEN_KEYS),
+            "INVITES_WEBHOOK_SECRET": (self.webhook_secret, DEV_WEBHOOK_SECRET),
+            "INVITES_API_KEYS": (self.api_keys, DEV_API_KEYS),
+            "INVITES_AUTH0_CLIENT_SECRET": (self.auth0_client_secret, DEV_AUTH0_CLIENT_SECRET),
+        }
+        for name, (secret, dev) in dev_values.items():
+            if dev in secret.get_secret_value():
+                raise ValueError(f"{name} still holds the public development default; set a real one")
+
+    @property
+    def token_keyring(self) -> list[tuple[str, bytes]]:
+        return parse_keyring(self.token_keys.get_secret_value(), name="INVITES_TOKEN_KEYS")
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

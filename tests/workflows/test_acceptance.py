@@ -1,0 +1,95 @@
+"""Accepting an invitation: the grant lands everywhere, exactly once (time-skipping server)."""
+
+from __future__ import annotations
+
+from invites.models import Status
+from invites.temporal import STATUS
+from workflows.invitation import InvitationWorkflow
+
+from .conftest import Stack, user_payload
+
+
+async def test_new_user_accepts_and_is_granted_everywhere(stack: Stack):
+    async with stack.worker():
+        handle = await stack.invite(
+            "Ada@Example.com", roles=("customer", "member"), app_metadata={"plan": "pro"}
+        )
+        state = await stack.sent(handle)
+        assert state.screen_hint == "signup"
+
+        user = stack.auth0.create_user("ada@example.com")  # signs up from the link
+        result = await stack.redeem(handle, user_payload(stack.auth0, "ada@example.com"))
+        assert result.result == "accepted"
+        assert result.grant == "done"
+        assert sorted(result.roles) == ["customer", "member"]
+
+        final = await handle.result()
+        uid = user["user_id"]
+        assert final.status == Status.ACCEPTED
+        assert final.accepted_by == uid
+        assert stack.auth0.role_names(uid) == ["customer", "member"]
+        account = stack.auth0.user(uid)
+        assert account["email_verified"] is True
+        assert account["app_metadata"]["plan"] == "pro"
+        assert [i["id"] for i in account["app_metadata"]["invitations"]] == [final.invitation_id]
+        links = await stack.store.links_for_user(uid)
+        assert [(link.invitation_id, link.data) for link in links] == [(final.invitation_id, {"plan": "pro"})]
+        contact = stack.hubspot.contact_by_email("ada@example.com")
+        assert contact is not None
+        assert contact["properties"]["invitation_status"] == "accepted"
+        assert contact["properties"]["auth0_user_id"] == uid
+        description = await handle.describe()
+        assert description.typed_search_attributes.get(STATUS) == "accepted"
+
+
+async def test_existing_user_is_sent_to_login_and_accepts(stack: Stack):
+    existing = stack.auth0.create_user("grace@example.com", email_verified=True)
+    async with stack.worker():
+        handle = await stack.invite("grace@example.com", roles=("admin",))
+        state = await stack.sent(handle)
+        assert state.screen_hint == "login"
+        mail = stack.sendgrid.messages_to("grace@example.com")[0]
+        assert "Sign in" in mail.text
+
+        result = await stack.redeem(handle, user_payload(stack.auth0, "grace@example.com"))
+        assert (result.result, result.grant) == ("accepted", "done")
+        final = await handle.result()
+        assert final.status == Status.ACCEPTED
+        assert stack.auth0.role_names(existing["user_id"]) == ["admin"]
+        assert stack.auth0.role_assignments[existing["user_id"]] == 1
+
+
+async def test_second_redeem_by_same_user_returns_same_result_without_second_grant(stack: Stack):
+    async with stack.worker():
+        handle = await stack.invite("lin@example.com", roles=("customer", "member"))
+        await stack.sent(handle)
+        user = stack.auth0.create_user("lin@example.com")
+        payload = user_payload(stack.auth0, "lin@example.com")
+        first = await stack.redeem(handle, payload)
+        second = await stack.redeem(handle, payload)
+        assert first == second
+        await handle.result()
+        assigns = stack.auth0.faults.count("POST /api/v2/users/{id}/roles")
+        assert assigns == 1
+        assert stack.auth0.role_assignments[user["user_id"]] == 2  # two role ids, granted once
+
+
+async def test_second_redeem_by_other_user_is_rejected(stack: Stack):
+    from temporalio.client import WorkflowUpdateFailedError
+
+    async with stack.worker():
+        handle = await stack.invite("mo@example.com", email_policy="any")
+        await stack.sent(handle)
+        stack.auth0.create_user("mo@example.com")
+        stack.auth0.create_user("eve@example.com")
+        await stack.redeem(handle, user_payload(stack.auth0, "mo@example.com"))
+        try:
+            await stack.redeem(handle, user_payload(stack.auth0, "eve@example.com"))
+        except WorkflowUpdateFailedError as err:
+            assert err.cause.type == "already_redeemed"
+        else:
+            raise AssertionError("a second user redeemed the same invitation")
+        final = await handle.result()
+        assert final.accepted_by == user_payload(stack.auth0, "mo@example.com")["user_id"]
+        state = await handle.query(InvitationWorkflow.state)
+        assert state.status == Status.ACCEPTED

@@ -1,0 +1,151 @@
+"""The worker: wiring only. Builds the outside clients from settings and runs two Temporal workers.
+
+- `INVITES_TASK_QUEUE` (default `invitations`): the workflow, mail, CRM and store activities.
+- `<task queue>-auth0`: the Auth0 activities alone, under a per-second ceiling
+  (`INVITES_MAX_TASK_QUEUE_ACTIVITIES_PER_SECOND`), because Auth0 rate-limits per tenant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+from hubspot import HubSpot
+from sendgrid import SendGridAPIClient
+from temporalio.client import Client
+from temporalio.worker import Worker
+from urllib3.util.retry import Retry
+
+from activities.auth0 import Auth0Activities, build_auth0_client
+from activities.crm import CrmActivities, CrmBackend, HubSpotCrm, NoCrm, WebhookCrm
+from activities.mail import MailActivities, MailRenderer, MailSender, OutboxSender, SendGridSender
+from activities.store import StoreActivities
+from invites.db.engine import create_engine
+from invites.db.migrate import upgrade
+from invites.db.store import Store
+from invites.settings import Settings, get_settings
+from invites.temporal import auth0_task_queue, build_temporal_client
+from invites.tokens import TokenSigner
+from workflows.invitation import InvitationWorkflow
+
+log = logging.getLogger("invites.worker")
+
+# Tuned for a small box: activities are I/O-bound, workflows are tiny and long-lived.
+MAX_CONCURRENT_ACTIVITIES = 100
+MAX_CONCURRENT_AUTH0_ACTIVITIES = 10
+MAX_CACHED_WORKFLOWS = 2000
+GRACEFUL_SHUTDOWN = timedelta(seconds=20)
+
+
+@dataclass
+class Activities:
+    auth0: Auth0Activities
+    mail: MailActivities
+    crm: CrmActivities
+    store: StoreActivities
+
+
+@contextlib.asynccontextmanager
+async def build_activities(settings: Settings) -> AsyncIterator[Activities]:
+    """Every outside client, built once for the worker's life and closed at the end."""
+    engine = create_engine(settings.database_url)
+    await upgrade(settings.database_url)
+    store = Store(engine)
+    async with httpx.AsyncClient(timeout=settings.auth0_timeout) as http:
+        auth0_client, auth0_token = build_auth0_client(settings, http)
+        try:
+            yield Activities(
+                auth0=Auth0Activities(auth0_client, auth0_token),
+                mail=MailActivities(
+                    _mail_sender(settings),
+                    store,
+                    TokenSigner(settings.token_keyring),
+                    MailRenderer(settings.mail_from_name),
+                    settings.public_base_url,
+                ),
+                crm=CrmActivities(_crm_backend(settings, http)),
+                store=StoreActivities(store),
+            )
+        finally:
+            await engine.dispose()
+
+
+def _mail_sender(settings: Settings) -> MailSender:
+    if settings.mail_backend == "outbox":
+        return OutboxSender()
+    key = settings.sendgrid_api_key.get_secret_value() if settings.sendgrid_api_key else ""
+    return SendGridSender(
+        SendGridAPIClient(api_key=key, host=settings.sendgrid_host),
+        settings.mail_from,
+        settings.mail_from_name,
+        {"invite": settings.sendgrid_template_invite, "reminder": settings.sendgrid_template_reminder},
+    )
+
+
+def _crm_backend(settings: Settings, http: httpx.AsyncClient) -> CrmBackend:
+    if settings.crm_backend == "hubspot" and settings.hubspot_access_token:
+        token = settings.hubspot_access_token.get_secret_value()
+        # retry=0: urllib3 would retry on its own; Temporal owns retries (durable, visible).
+        return HubSpotCrm(HubSpot(access_token=token, host=settings.hubspot_host, retry=Retry(total=0)))
+    if settings.crm_backend == "webhook" and settings.events_url and settings.events_secret:
+        return WebhookCrm(http, settings.events_url, settings.events_secret.get_secret_value())
+    return NoCrm()
+
+
+def build_workers(client: Client, settings: Settings, acts: Activities) -> list[Worker]:
+    main = Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[InvitationWorkflow],
+        activities=[acts.mail.send_mail, acts.crm.publish_event, acts.store.link_account],
+        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+        max_cached_workflows=MAX_CACHED_WORKFLOWS,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
+    auth0 = Worker(
+        client,
+        task_queue=auth0_task_queue(settings.task_queue),
+        activities=[
+            acts.auth0.find_users_by_email,
+            acts.auth0.assign_roles,
+            acts.auth0.merge_app_metadata,
+            acts.auth0.mark_email_verified,
+        ],
+        max_concurrent_activities=MAX_CONCURRENT_AUTH0_ACTIVITIES,
+        max_task_queue_activities_per_second=settings.max_task_queue_activities_per_second,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
+    return [main, auth0]
+
+
+async def run(settings: Settings | None = None) -> None:
+    """Run until SIGINT/SIGTERM, then finish in-flight activities (graceful shutdown)."""
+    settings = settings or get_settings()
+    client = await build_temporal_client(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with build_activities(settings) as acts:
+        workers = build_workers(client, settings, acts)
+        async with contextlib.AsyncExitStack() as stack:
+            for w in workers:
+                await stack.enter_async_context(w)
+            log.info("worker started on task queue %s", settings.task_queue)
+            await stop.wait()
+            log.info("worker stopping")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,325 @@
+"""InvitationWorkflow: one invitation, from the first mail to accepted, expired, revoked or undeliverable.
+
+The story (SPEC §3): look up existing accounts → send the invitation → wait, sending reminders
+at their offsets, until a login redeems it, it expires, or ops revoke it → grant access.
+Deterministic code only: time is `workflow.now()`, every side effect is an activity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.auth0 import Auth0Activities
+    from activities.crm import CrmActivities
+    from activities.mail import MailActivities
+    from activities.store import StoreActivities
+    from invites import temporal as names
+    from invites.models import (
+        AssignRolesInput,
+        ExtendInput,
+        InvitationEvent,
+        InvitationInput,
+        InvitationState,
+        LinkAccountInput,
+        LookupInput,
+        MailInput,
+        MailKind,
+        MergeMetadataInput,
+        RedeemInput,
+        RedeemResult,
+        ResendInput,
+        RevokeInput,
+        Status,
+        VerifyEmailInput,
+    )
+    from invites.redemption import MESSAGES, extend_rejection, redeem_rejection
+
+# Auth0 gives a whole login flow 20 s: the redeem update waits this long for the grant, then
+# answers `grant: pending` and the workflow keeps granting durably.
+GRANT_WAIT = timedelta(seconds=3)
+
+# Outside systems: retry forever with capped backoff (an invitation must not be lost to an
+# outage); typed non-retryable errors end the attempt at once. 429s set their own delay.
+AUTH0_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
+MAIL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=15))
+CRM_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=30))
+STORE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+
+AUTH0_TIMEOUT = timedelta(seconds=30)
+MAIL_TIMEOUT = timedelta(seconds=60)
+CRM_TIMEOUT = timedelta(seconds=60)
+STORE_TIMEOUT = timedelta(seconds=30)
+
+
+@workflow.defn(name=names.WORKFLOW_TYPE)
+class InvitationWorkflow:
+    @workflow.init
+    def __init__(self, inp: InvitationInput) -> None:
+        self._inp = inp
+        self._state = InvitationState(
+            invitation_id=inp.invitation_id,
+            email=inp.email,
+            roles=inp.roles,
+            external_ref=inp.external_ref,
+            created_at=inp.created_at,
+            expires_at=inp.expires_at,
+            email_policy=inp.email_policy,
+        )
+        self._resends: list[ResendInput] = []
+        self._deadline_moved = False
+        self._redeemer: RedeemInput | None = None
+        self._first_sent_at: datetime | None = None
+
+    @workflow.run
+    async def run(self, inp: InvitationInput) -> InvitationState:
+        self._publish_search_attributes()
+        await self._emit("invitation.created")
+        lookup = await workflow.execute_activity_method(
+            Auth0Activities.find_users_by_email,
+            LookupInput(email=inp.email),
+            task_queue=names.auth0_task_queue(workflow.info().task_queue),
+            start_to_close_timeout=AUTH0_TIMEOUT,
+            retry_policy=AUTH0_RETRY,
+        )
+        self._state.screen_hint = "login" if lookup.user_ids else "signup"
+
+        if await self._send("invite"):
+            await self._emit("invitation.sent")
+            while self._state.status == Status.PENDING:
+                await self._wait_for_next_moment()
+
+        if self._state.status == Status.ACCEPTED:
+            await self._grant()
+        await self._emit(f"invitation.{self._state.status.value}")
+        # Let in-flight updates (a redeem waiting for its grant) reply before the run ends.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._state
+
+    # --- waiting: reminders, expiry, resends ----------------------------------------------
+
+    async def _wait_for_next_moment(self) -> None:
+        reminder_at = self._next_reminder_at()
+        deadline = min(t for t in (reminder_at, self._state.expires_at) if t is not None)
+        self._deadline_moved = False
+        if deadline > workflow.now():
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: (
+                        self._state.status != Status.PENDING or bool(self._resends) or self._deadline_moved
+                    ),
+                    timeout=deadline - workflow.now(),
+                )
+        if self._state.status != Status.PENDING:
+            return
+        if self._resends:
+            rotate = any(r.rotate for r in self._resends)
+            self._resends.clear()
+            if rotate:
+                self._state.generation += 1  # older links now answer `stale_link`
+            await self._send("invite")
+        elif workflow.now() >= self._state.expires_at:
+            self._end(Status.EXPIRED)
+        elif reminder_at is not None and workflow.now() >= reminder_at and await self._send("reminder"):
+            self._state.reminders_sent += 1
+            await self._emit("invitation.reminded")
+
+    def _next_reminder_at(self) -> datetime | None:
+        offsets = self._inp.reminders[self._state.reminders_sent :]
+        if not offsets or self._first_sent_at is None:
+            return None
+        at = self._first_sent_at + timedelta(seconds=offsets[0])
+        return at if at < self._state.expires_at else None
+
+    async def _send(self, kind: MailKind) -> bool:
+        """Send one mail; False when it was not sent (ended meanwhile, or rejected for good)."""
+        seq = self._state.mails_sent
+        handle = workflow.start_activity_method(
+            MailActivities.send_mail,
+            MailInput(
+                invitation_id=self._inp.invitation_id,
+                email=self._inp.email,
+                kind=kind,
+                seq=seq,
+                generation=self._state.generation,
+                locale=self._inp.locale,
+                screen_hint=self._state.screen_hint,
+                expires_at=self._state.expires_at,
+            ),
+            start_to_close_timeout=MAIL_TIMEOUT,
+            retry_policy=MAIL_RETRY,
+        )
+        # A mail still retrying when the invitation ends (accepted, revoked) is not sent.
+        await workflow.wait_condition(lambda: handle.done() or self._state.status != Status.PENDING)
+        if not handle.done():
+            handle.cancel()
+            return False
+        try:
+            await handle
+        except ActivityError as err:
+            if isinstance(err.cause, ApplicationError) and err.cause.non_retryable:
+                self._state.undeliverable_reason = err.cause.message
+                self._end(Status.UNDELIVERABLE)
+                return False
+            raise
+        if seq == 0:
+            self._first_sent_at = workflow.now()
+        self._state.mails_sent += 1
+        return True
+
+    # --- granting access --------------------------------------------------------------------
+
+    async def _grant(self) -> None:
+        """Roles, app_metadata, verified email and our link: each its own activity and retries."""
+        req = self._redeemer
+        if req is None:  # unreachable: acceptance always records its redeemer
+            raise ApplicationError("accepted without a redeemer", type="InvariantViolated")
+        accepted_at = self._state.accepted_at or workflow.now()
+        try:
+            await asyncio.gather(
+                self._grant_in_auth0(req, accepted_at),
+                workflow.execute_activity_method(
+                    StoreActivities.link_account,
+                    LinkAccountInput(
+                        invitation_id=self._inp.invitation_id,
+                        user_id=req.user.user_id,
+                        email=req.user.email,
+                        accepted_at=accepted_at,
+                    ),
+                    start_to_close_timeout=STORE_TIMEOUT,
+                    retry_policy=STORE_RETRY,
+                ),
+            )
+        except ActivityError as err:
+            # Only non-retryable failures get here (a deleted user, an unknown role): ops decide.
+            self._state.grant = "failed"
+            self._state.grant_error = str(err.cause.message if err.cause else err)
+            workflow.logger.error("grant failed", extra={"invitation_id": self._inp.invitation_id})
+            return
+        self._state.grant = "done"
+
+    async def _grant_in_auth0(self, req: RedeemInput, accepted_at: datetime) -> None:
+        queue = names.auth0_task_queue(workflow.info().task_queue)
+        options = {"task_queue": queue, "start_to_close_timeout": AUTH0_TIMEOUT, "retry_policy": AUTH0_RETRY}
+        user_id = req.user.user_id
+        if self._inp.roles:
+            await workflow.execute_activity_method(
+                Auth0Activities.assign_roles,
+                AssignRolesInput(user_id=user_id, roles=self._inp.roles),
+                **options,
+            )
+        await workflow.execute_activity_method(
+            Auth0Activities.merge_app_metadata,
+            MergeMetadataInput(
+                user_id=user_id,
+                invitation_id=self._inp.invitation_id,
+                accepted_at=accepted_at,
+                app_metadata=self._inp.app_metadata,
+            ),
+            **options,
+        )
+        if not req.user.email_verified and (req.user.email or "").casefold() == self._inp.email.casefold():
+            await workflow.execute_activity_method(
+                Auth0Activities.mark_email_verified,
+                VerifyEmailInput(user_id=user_id, email=self._inp.email),
+                **options,
+            )
+
+    # --- messages -----------------------------------------------------------------------------
+
+    @workflow.query
+    def state(self) -> InvitationState:
+        return self._state
+
+    @workflow.update
+    async def redeem(self, req: RedeemInput) -> RedeemResult:
+        """Accept for the logged-in user, then wait a bounded time for the grant to finish."""
+        if self._state.status == Status.PENDING:
+            self._redeemer = req
+            self._state.accepted_by = req.user.user_id
+            self._state.accepted_at = workflow.now()
+            self._state.grant = "pending"
+            self._end(Status.ACCEPTED)
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(lambda: self._state.grant != "pending", timeout=GRANT_WAIT)
+        return RedeemResult(
+            invitation_id=self._inp.invitation_id, roles=self._inp.roles, grant=self._state.grant or "pending"
+        )
+
+    @redeem.validator
+    def _validate_redeem(self, req: RedeemInput) -> None:
+        # Rejected here, the update never reaches history: a wrong account changes nothing.
+        reason = redeem_rejection(self._state, req, workflow.now())
+        if reason is not None:
+            raise ApplicationError(MESSAGES[reason], type=reason.value, non_retryable=True)
+
+    @workflow.update
+    def extend(self, inp: ExtendInput) -> InvitationState:
+        """Move the expiry (while pending). The wait loop re-arms its timer."""
+        self._state.expires_at = inp.expires_at
+        self._deadline_moved = True
+        self._publish_search_attributes()
+        return self._state
+
+    @extend.validator
+    def _validate_extend(self, inp: ExtendInput) -> None:
+        reason = extend_rejection(self._state, inp.expires_at, workflow.now())
+        if reason is not None:
+            raise ApplicationError(MESSAGES[reason], type=reason.value, non_retryable=True)
+
+    @workflow.signal
+    def revoke(self, inp: RevokeInput) -> None:
+        # A signal handler cannot answer; revoking an ended invitation is simply ignored.
+        if self._state.status == Status.PENDING:
+            self._state.revoked_reason = inp.reason or None
+            self._end(Status.REVOKED)
+
+    @workflow.signal
+    def resend(self, inp: ResendInput) -> None:
+        if self._state.status == Status.PENDING:
+            self._resends.append(inp)
+
+    # --- bookkeeping ------------------------------------------------------------------------
+
+    def _end(self, status: Status) -> None:
+        self._state.status = status
+        self._state.ended_at = workflow.now()
+        self._publish_search_attributes()
+
+    def _publish_search_attributes(self) -> None:
+        pairs = [
+            SearchAttributePair(names.STATUS, self._state.status.value),
+            SearchAttributePair(names.EMAIL, self._inp.email.lower()),
+            SearchAttributePair(names.EXPIRES_AT, self._state.expires_at),
+        ]
+        if self._inp.external_ref:
+            pairs.append(SearchAttributePair(names.REF, self._inp.external_ref))
+        workflow.upsert_search_attributes(TypedSearchAttributes(pairs))
+
+    async def _emit(self, event_type: str) -> None:
+        s = self._state
+        await workflow.execute_activity_method(
+            CrmActivities.publish_event,
+            InvitationEvent(
+                type=event_type,
+                invitation_id=s.invitation_id,
+                email=s.email,
+                status=s.status,
+                occurred_at=workflow.now(),
+                roles=s.roles,
+                external_ref=s.external_ref,
+                crm_contact_id=self._inp.crm_contact_id,
+                user_id=s.accepted_by,
+                expires_at=s.expires_at,
+                accepted_at=s.accepted_at,
+                reminders_sent=s.reminders_sent,
+            ),
+            start_to_close_timeout=CRM_TIMEOUT,
+            retry_policy=CRM_RETRY,
+        )
