@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_api_key: SecretStr | None = None
     temporal_tls: bool = False
+    temporal_ui_port: int = 8233
     task_queue: str = "invitations"
     max_task_queue_activities_per_second: float = Field(2.0, gt=0)
 

@@ -1,0 +1,34 @@
+"""The `invites` command line (SPEC §8)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import typer
+
+app = typer.Typer(help="Durable invitations for Auth0, one Temporal workflow each.", no_args_is_help=True)
+
+
+@app.command()
+def worker() -> None:
+    """Run the Temporal worker (workflow + activities) with settings from INVITES_* variables."""
+    import worker as worker_module  # the CLI sits above the worker; the core never imports it
+
+    worker_module.main()
+
+
+@app.command()
+def dev() -> None:
+    """Run the product on this machine: Temporal dev server and UI, Auth0 sandbox, worker."""
+    from invites.devstack import run_dev
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        asyncio.run(run_dev())
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    app()

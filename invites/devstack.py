@@ -1,0 +1,170 @@
+"""`invites dev`: the embedded default on one machine, each part a supervised child process.
+
+Parts: the Temporal dev server with its UI (state in `.invites/temporal.db`, search attributes
+registered), the Auth0 sandbox (`python -m sandbox`, state in `.invites/`), and the worker.
+Each part's output is prefixed with its name; Ctrl-C stops them all; a second start finds the
+earlier state. Children are separate processes, so nothing here imports the worker or sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from invites.settings import DEV_WEBHOOK_SECRET, Settings, get_settings
+from invites.temporal import SEARCH_ATTRIBUTES
+
+STATE_DIR = Path(".invites")
+READY_TIMEOUT_S = 60
+
+
+@dataclass
+class Part:
+    name: str
+    argv: list[str]
+    port: int
+    setting: str  # the setting that moves this part's port, for the "port in use" message
+
+
+class PortInUse(Exception):
+    pass
+
+
+def parts(settings: Settings) -> list[Part]:
+    bin_dir = Path(sys.executable).parent
+    host, _, port = settings.temporal_address.rpartition(":")
+    sa_args = [a for name, kind in SEARCH_ATTRIBUTES.items() for a in ("--search-attribute", f"{name}={kind}")]
+    temporal = [
+        str(bin_dir / "temporal"),
+        "server",
+        "start-dev",
+        "--ip",
+        host or "127.0.0.1",
+        "--port",
+        port,
+        "--ui-port",
+        str(settings.temporal_ui_port),
+        "--db-filename",
+        str(STATE_DIR / "temporal.db"),
+        "--ui-disable-news-fetch",
+        "--log-level",
+        "warn",
+        *sa_args,
+    ]
+    sandbox_port = int(settings.auth0_base_url.rsplit(":", 1)[-1].rstrip("/"))
+    return [
+        Part("temporal", temporal, int(port), "INVITES_TEMPORAL_ADDRESS"),
+        Part(
+            "auth0",
+            [sys.executable, "-m", "sandbox", "--port", str(sandbox_port), "--state", str(STATE_DIR / "auth0.json")],
+            sandbox_port,
+            "INVITES_AUTH0_BASE_URL",
+        ),
+        Part("worker", [sys.executable, "-m", "invites.cli", "worker"], 0, ""),
+    ]
+
+
+def check_ports(items: list[Part]) -> None:
+    for part in items:
+        if not part.port:
+            continue
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", part.port))
+            except OSError:
+                raise PortInUse(
+                    f"port {part.port} ({part.name}) is already in use: stop what holds it or set {part.setting}"
+                ) from None
+
+
+async def wait_for_port(port: int, timeout: float = READY_TIMEOUT_S) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                return
+            await asyncio.sleep(0.2)
+
+
+async def _relay(name: str, stream: asyncio.StreamReader) -> None:
+    width = 9
+    while line := await stream.readline():
+        sys.stdout.write(f"{name:<{width}}| {line.decode(errors='replace')}")
+        sys.stdout.flush()
+
+
+async def run_dev(settings: Settings | None = None) -> None:
+    settings = settings or get_settings()
+    STATE_DIR.mkdir(exist_ok=True)
+    items = parts(settings)
+    try:
+        check_ports(items)
+    except PortInUse as exc:
+        print(f"invites dev: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+    procs: list[asyncio.subprocess.Process] = []
+    relays: list[asyncio.Task[None]] = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        for part in items:
+            proc = await asyncio.create_subprocess_exec(
+                *part.argv,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env=os.environ.copy(),
+                start_new_session=True,  # Ctrl-C reaches us; we stop children in order
+            )
+            procs.append(proc)
+            if proc.stdout is not None:
+                relays.append(asyncio.create_task(_relay(part.name, proc.stdout)))
+            if part.port:
+                await wait_for_port(part.port)
+        _banner(settings)
+        waits = [asyncio.create_task(p.wait()) for p in procs]
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([*waits, stopper], return_when=asyncio.FIRST_COMPLETED)
+        if stopper not in done:
+            dead = next(i for i, w in enumerate(waits) if w in done)
+            print(f"invites dev: {items[dead].name} exited ({procs[dead].returncode}); stopping", file=sys.stderr)
+    finally:
+        for proc in reversed(procs):
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in reversed(procs):
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()
+        for task in relays:
+            task.cancel()
+
+
+def _banner(settings: Settings) -> None:
+    print(
+        "\n".join(
+            [
+                "",
+                "invites dev is up",
+                f"  Temporal UI     http://127.0.0.1:{settings.temporal_ui_port}",
+                f"  Temporal        {settings.temporal_address}",
+                f"  Auth0 sandbox   {settings.auth0_base_url} (client dev-client / dev-secret)",
+                "  API key         dev-api-key",
+                f"  webhook secret  {DEV_WEBHOOK_SECRET}",
+                "Ctrl-C stops everything; state stays in .invites/",
+                "",
+            ]
+        ),
+        flush=True,
+    )
