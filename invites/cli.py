@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import typer
@@ -21,13 +22,12 @@ def worker() -> None:
 @app.command()
 def dev() -> None:
     """Run the product on this machine: Temporal dev server and UI, Auth0 sandbox, worker."""
-    from invites.devstack import run_dev
+    from invites.devstack import STATE_DIR, run_dev
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
+    STATE_DIR.mkdir(exist_ok=True)
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_dev())
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -39,7 +39,9 @@ class PortInUse(Exception):
 def parts(settings: Settings) -> list[Part]:
     bin_dir = Path(sys.executable).parent
     host, _, port = settings.temporal_address.rpartition(":")
-    sa_args = [a for name, kind in SEARCH_ATTRIBUTES.items() for a in ("--search-attribute", f"{name}={kind}")]
+    sa_args = [
+        a for name, kind in SEARCH_ATTRIBUTES.items() for a in ("--search-attribute", f"{name}={kind}")
+    ]
     temporal = [
         str(bin_dir / "temporal"),
         "server",
@@ -62,7 +64,15 @@ def parts(settings: Settings) -> list[Part]:
         Part("temporal", temporal, int(port), "INVITES_TEMPORAL_ADDRESS"),
         Part(
             "auth0",
-            [sys.executable, "-m", "sandbox", "--port", str(sandbox_port), "--state", str(STATE_DIR / "auth0.json")],
+            [
+                sys.executable,
+                "-m",
+                "sandbox",
+                "--port",
+                str(sandbox_port),
+                "--state",
+                str(STATE_DIR / "auth0.json"),
+            ],
             sandbox_port,
             "INVITES_AUTH0_BASE_URL",
         ),
@@ -79,13 +89,12 @@ def check_ports(items: list[Part]) -> None:
             try:
                 sock.bind(("127.0.0.1", part.port))
             except OSError:
-                raise PortInUse(
-                    f"port {part.port} ({part.name}) is already in use: stop what holds it or set {part.setting}"
-                ) from None
+                message = f"port {part.port} ({part.name}) is already in use"
+                raise PortInUse(f"{message}: stop what holds it or set {part.setting}") from None
 
 
-async def wait_for_port(port: int, timeout: float = READY_TIMEOUT_S) -> None:
-    async with asyncio.timeout(timeout):
+async def wait_for_port(port: int) -> None:
+    async with asyncio.timeout(READY_TIMEOUT_S):
         while True:
             with contextlib.suppress(OSError):
                 _, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -103,7 +112,6 @@ async def _relay(name: str, stream: asyncio.StreamReader) -> None:
 
 async def run_dev(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
-    STATE_DIR.mkdir(exist_ok=True)
     items = parts(settings)
     try:
         check_ports(items)
@@ -137,7 +145,10 @@ async def run_dev(settings: Settings | None = None) -> None:
         done, _ = await asyncio.wait([*waits, stopper], return_when=asyncio.FIRST_COMPLETED)
         if stopper not in done:
             dead = next(i for i, w in enumerate(waits) if w in done)
-            print(f"invites dev: {items[dead].name} exited ({procs[dead].returncode}); stopping", file=sys.stderr)
+            print(
+                f"invites dev: {items[dead].name} exited ({procs[dead].returncode}); stopping",
+                file=sys.stderr,
+            )
     finally:
         for proc in reversed(procs):
             if proc.returncode is None:

@@ -21,14 +21,15 @@ from pydantic import SecretStr
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from invites import invitations
 from invites.db.engine import create_engine
 from invites.db.migrate import upgrade
 from invites.db.records import InvitationRecord
 from invites.db.store import Store
 from invites.ids import new_invitation_id
+from invites.invitations import start_invitation
 from invites.models import InvitationInput, InvitationState, RedeemInput, RedeemResult, RedeemUser
 from invites.settings import Settings
-from invites.temporal import start_invitation
 from invites.tokens import TokenSigner
 from sandbox.auth0_api import Auth0Fake
 from sandbox.hubspot_api import HubSpotFake
@@ -120,7 +121,7 @@ class Stack:
 
     def links(self, email: str) -> list[str]:
         """Tokens in the mails SendGrid received for `email`, oldest first."""
-        return [m for mail in self.sendgrid.messages_to(email) for m in LINK.findall(mail.text)]
+        return [LINK.findall(mail.text)[0] for mail in self.sendgrid.messages_to(email)]
 
     async def redeem(
         self,
@@ -138,12 +139,28 @@ class Stack:
             InvitationWorkflow.redeem, RedeemInput(generation=link.generation, user=redeemer)
         )
 
+    async def redeem_via_client(
+        self,
+        handle: WorkflowHandle[Any, InvitationState],
+        user: dict[str, Any],
+        token: str | None = None,
+    ) -> RedeemResult:
+        """Like `redeem`, through `invites.invitations.redeem` (typed rejections, closed workflows)."""
+        state = await stack_state_or_result(handle)
+        link = self.signer.verify(token or self.links(state.email)[-1])
+        req = RedeemInput(generation=link.generation, user=RedeemUser(**user))
+        return await invitations.redeem(self.env.client, link.invitation_id, req)
+
     @contextlib.asynccontextmanager
     async def worker(self) -> AsyncIterator[None]:
         async with build_activities(self.settings) as acts, contextlib.AsyncExitStack() as stack:
             for w in build_workers(self.env.client, self.settings, acts):
                 await stack.enter_async_context(w)
             yield
+
+
+async def stack_state_or_result(handle: WorkflowHandle[Any, InvitationState]) -> InvitationState:
+    return await invitations.get_state(handle._client, handle.id.removeprefix("invitation-"))
 
 
 def user_payload(auth0: Auth0Fake, email: str, **extra: Any) -> dict[str, Any]:

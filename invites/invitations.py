@@ -1,0 +1,220 @@
+"""Client-side operations on invitations, shared by the API, the CLI and the tests.
+
+Each one is a single Temporal call (an update with a validator, a signal, a query) whose
+typed rejection is mapped to `InvitationRejected(reason)`. A message cannot reach a closed
+workflow, so where an ended invitation still has an answer (a retried redeem by the user who
+accepted, a late redeem of an expired one) it is computed from the workflow's final state with
+the same rules the validator uses.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from invites import temporal as names
+from invites.ids import workflow_id
+from invites.models import (
+    ExtendInput,
+    InvitationInput,
+    InvitationState,
+    Reason,
+    RedeemInput,
+    RedeemResult,
+    ResendInput,
+    RevokeInput,
+    Status,
+)
+from invites.redemption import MESSAGES, redeem_rejection
+
+# Names as registered by the workflow (the core does not import workflow code).
+REDEEM, EXTEND, REVOKE, RESEND, STATE = "redeem", "extend", "revoke", "resend", "state"
+_REASONS = {r.value for r in Reason}
+
+
+def initial_search_attributes(inp: InvitationInput) -> TypedSearchAttributes:
+    pairs = [
+        SearchAttributePair(names.STATUS, "pending"),
+        SearchAttributePair(names.EMAIL, inp.email.lower()),
+        SearchAttributePair(names.EXPIRES_AT, inp.expires_at),
+    ]
+    if inp.external_ref:
+        pairs.append(SearchAttributePair(names.REF, inp.external_ref))
+    return TypedSearchAttributes(pairs)
+
+
+def summary(inp: InvitationInput) -> str:
+    """The one-line static summary the Temporal UI shows (no personal data in it)."""
+    roles = ", ".join(inp.roles) or "no roles"
+    ref = f", ref {inp.external_ref}" if inp.external_ref else ""
+    return f"Invitation {inp.invitation_id} ({roles}{ref}), expires {inp.expires_at:%Y-%m-%d %H:%M} UTC"
+
+
+async def start_invitation(
+    client: Client, task_queue: str, inp: InvitationInput
+) -> tuple[WorkflowHandle, bool]:
+    """Start the invitation's workflow, or find the one already running under its id.
+
+    Returns the handle and whether this call started it. A repeated create (same
+    `external_ref` or `Idempotency-Key`, hence the same id) reaches the existing run; an id
+    whose run has closed is not started again.
+    """
+    try:
+        handle = await client.start_workflow(
+            names.WORKFLOW_TYPE,
+            inp,
+            id=workflow_id(inp.invitation_id),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=initial_search_attributes(inp),
+            static_summary=summary(inp),
+            result_type=InvitationState,
+        )
+    except WorkflowAlreadyStartedError:
+        return handle_for(client, inp.invitation_id), False
+    return handle, True
+
+
+class InvitationNotFound(LookupError):
+    def __init__(self, invitation_id: str) -> None:
+        super().__init__(f"no invitation {invitation_id}")
+        self.invitation_id = invitation_id
+
+
+class InvitationRejected(Exception):
+    """The invitation refused the operation; `reason` is one of `invites.models.Reason`."""
+
+    def __init__(self, reason: str, message: str | None = None) -> None:
+        default = MESSAGES[Reason(reason)] if reason in _REASONS else reason
+        super().__init__(message or default)
+        self.reason = reason
+
+
+def handle_for(client: Client, invitation_id: str) -> WorkflowHandle[Any, InvitationState]:
+    return client.get_workflow_handle(workflow_id(invitation_id), result_type=InvitationState)
+
+
+async def get_state(client: Client, invitation_id: str) -> InvitationState:
+    """Current state: the query while running, the result once closed (no worker needed)."""
+    handle = handle_for(client, invitation_id)
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        raise _not_found_or(err, invitation_id) from None
+    if description.status == WorkflowExecutionStatus.COMPLETED:
+        return await handle.result()
+    return await handle.query(STATE, result_type=InvitationState)
+
+
+async def redeem(client: Client, invitation_id: str, req: RedeemInput) -> RedeemResult:
+    handle = handle_for(client, invitation_id)
+    try:
+        return await handle.execute_update(REDEEM, req, result_type=RedeemResult)
+    except WorkflowUpdateFailedError as err:
+        raise _rejection(err) from None
+    except RPCError as err:
+        if not await _is_closed(handle, err):
+            raise _not_found_or(err, invitation_id) from None
+    # The workflow has ended: answer from its final state with the validator's own rules.
+    final = await _final_state(handle, invitation_id)
+    reason = redeem_rejection(final, req, datetime.now(UTC))
+    if reason is not None:
+        raise InvitationRejected(reason.value)
+    if final.status != Status.ACCEPTED:  # ended otherwise yet not rejected: cannot happen
+        raise InvitationRejected(Reason.EXPIRED.value)
+    return RedeemResult(invitation_id=final.invitation_id, roles=final.roles, grant=final.grant or "pending")
+
+
+async def extend(client: Client, invitation_id: str, expires_at: datetime) -> InvitationState:
+    handle = handle_for(client, invitation_id)
+    try:
+        return await handle.execute_update(
+            EXTEND, ExtendInput(expires_at=expires_at), result_type=InvitationState
+        )
+    except WorkflowUpdateFailedError as err:
+        raise _rejection(err) from None
+    except RPCError as err:
+        if not await _is_closed(handle, err):
+            raise _not_found_or(err, invitation_id) from None
+    raise _ended(await _final_state(handle, invitation_id))
+
+
+async def revoke(client: Client, invitation_id: str, reason: str = "") -> None:
+    await _signal(client, invitation_id, REVOKE, RevokeInput(reason=reason))
+
+
+async def resend(client: Client, invitation_id: str, rotate: bool = False) -> None:
+    await _signal(client, invitation_id, RESEND, ResendInput(rotate=rotate))
+
+
+async def _signal(client: Client, invitation_id: str, name: str, arg: Any) -> None:
+    handle = handle_for(client, invitation_id)
+    try:
+        await handle.signal(name, arg)
+    except RPCError as err:
+        if not await _is_closed(handle, err):
+            raise _not_found_or(err, invitation_id) from None
+        raise _ended(await _final_state(handle, invitation_id)) from None
+
+
+async def _final_state(handle: WorkflowHandle[Any, InvitationState], invitation_id: str) -> InvitationState:
+    try:
+        return await handle.result()
+    except RPCError as err:
+        raise _not_found_or(err, invitation_id) from None
+
+
+def _ended(final: InvitationState) -> InvitationRejected:
+    reason = {
+        Status.EXPIRED: Reason.EXPIRED,
+        Status.REVOKED: Reason.REVOKED,
+        Status.ACCEPTED: Reason.ALREADY_REDEEMED,
+        Status.UNDELIVERABLE: Reason.UNDELIVERABLE,
+    }[final.status]
+    return InvitationRejected(reason.value)
+
+
+def _rejection(err: WorkflowUpdateFailedError) -> Exception:
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type in _REASONS:
+        return InvitationRejected(cause.type, cause.message)
+    return err
+
+
+async def _is_closed(handle: WorkflowHandle[Any, Any], err: RPCError) -> bool:
+    """Whether a NOT_FOUND answer to a message means the workflow exists but has closed.
+
+    Servers word this differently ("workflow execution already completed", "update ... not
+    found"), so ask the server about the workflow instead of parsing the message.
+    """
+    if err.status != RPCStatusCode.NOT_FOUND:
+        return False
+    try:
+        description = await handle.describe()
+    except RPCError as describe_err:
+        if describe_err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return description.status != WorkflowExecutionStatus.RUNNING
+
+
+def _not_found_or(err: RPCError, invitation_id: str) -> Exception:
+    if err.status == RPCStatusCode.NOT_FOUND:
+        return InvitationNotFound(invitation_id)
+    return err
