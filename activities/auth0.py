@@ -19,6 +19,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import http_error
+from activities.heartbeat import heartbeating
 from invites.models import (
     AssignRolesInput,
     AssignRolesResult,
@@ -174,7 +175,8 @@ class Auth0Activities:
 
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
         try:
-            return await fn()
+            async with heartbeating():
+                return await fn()
         except ApiError as exc:
             if exc.status_code == 401:
                 self._token.invalidate()  # a rotated secret or revoked token: fetch anew next time

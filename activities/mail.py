@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import urllib.error
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,6 +118,9 @@ class SendGridSender:
         sender_name: str,
         templates: dict[str, str | None] | None = None,
     ):
+        # The SDK's HTTP client logs request bodies (our links) and headers (the API key) at
+        # DEBUG: keep that logger above DEBUG whatever the application's level.
+        logging.getLogger("python_http_client").setLevel(logging.INFO)
         self._client = client
         self._from = From(sender, sender_name)
         self._templates = templates or {}

@@ -6,12 +6,13 @@ Read it once with `get_settings()` and pass it down; nothing reads the environme
 from __future__ import annotations
 
 import base64
+import json
 from datetime import timedelta
 from functools import cache
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Development defaults. They are public (README, SPEC §7) and refused when INVITES_ENV=production.
 # Built from readable phrases so nobody mistakes them for real keys.
@@ -64,7 +65,7 @@ class Settings(BaseSettings):
     # Invitations
     email_policy: Literal["match", "any"] = "match"
     default_expires_in: timedelta = timedelta(days=14)
-    default_reminders: list[timedelta] = [timedelta(days=3), timedelta(days=7)]
+    default_reminders: Annotated[list[timedelta], NoDecode] = [timedelta(days=3), timedelta(days=7)]
     public_base_url: str = "http://127.0.0.1:8000"
     signin_url: str = "http://127.0.0.1:8100/authorize"
 
@@ -97,6 +98,27 @@ class Settings(BaseSettings):
     hubspot_host: str = "https://api.hubapi.com"
     events_url: str | None = None
     events_secret: SecretStr | None = None
+
+    @field_validator("default_expires_in", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        """Durations are seconds (`1209600`) or ISO 8601 (`P14D`)."""
+        return int(value) if isinstance(value, str) and value.strip().isdigit() else value
+
+    @field_validator("default_reminders", mode="before")
+    @classmethod
+    def _reminder_list(cls, value: object) -> object:
+        """A JSON list, or comma-separated seconds / ISO 8601 durations (`259200,P7D`)."""
+        if isinstance(value, str):
+            text = value.strip()
+            value = (
+                json.loads(text)
+                if text.startswith("[")
+                else [p.strip() for p in text.split(",") if p.strip()]
+            )
+        if isinstance(value, list):
+            return [cls._seconds(v) for v in value]
+        return value
 
     @field_validator("default_reminders")
     @classmethod

@@ -52,7 +52,9 @@ MAIL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval
 CRM_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=30))
 STORE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 
-AUTH0_TIMEOUT = timedelta(seconds=30)
+AUTH0_TIMEOUT = timedelta(seconds=60)
+# Auth0 activities heartbeat while they wait: a crashed worker's call is retried within seconds.
+AUTH0_HEARTBEAT = timedelta(seconds=5)
 MAIL_TIMEOUT = timedelta(seconds=60)
 CRM_TIMEOUT = timedelta(seconds=60)
 STORE_TIMEOUT = timedelta(seconds=30)
@@ -86,6 +88,7 @@ class InvitationWorkflow:
             LookupInput(email=inp.email),
             task_queue=names.auth0_task_queue(workflow.info().task_queue),
             start_to_close_timeout=AUTH0_TIMEOUT,
+            heartbeat_timeout=AUTH0_HEARTBEAT,
             retry_policy=AUTH0_RETRY,
         )
         self._state.screen_hint = "login" if lookup.user_ids else "signup"
@@ -206,7 +209,12 @@ class InvitationWorkflow:
 
     async def _grant_in_auth0(self, req: RedeemInput, accepted_at: datetime) -> None:
         queue = names.auth0_task_queue(workflow.info().task_queue)
-        options = {"task_queue": queue, "start_to_close_timeout": AUTH0_TIMEOUT, "retry_policy": AUTH0_RETRY}
+        options = {
+            "task_queue": queue,
+            "start_to_close_timeout": AUTH0_TIMEOUT,
+            "heartbeat_timeout": AUTH0_HEARTBEAT,
+            "retry_policy": AUTH0_RETRY,
+        }
         user_id = req.user.user_id
         if self._inp.roles:
             await workflow.execute_activity_method(

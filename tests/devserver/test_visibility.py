@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from temporalio.client import Client
@@ -35,7 +35,7 @@ async def listed(client: Client, query: str, expected: set[str]) -> set[str]:
     return seen
 
 
-def rfc3339(moment) -> str:
+def rfc3339(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 

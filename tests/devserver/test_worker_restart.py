@@ -109,9 +109,11 @@ def test_settings_env_round_trips(dev_stack: Stack, monkeypatch: pytest.MonkeyPa
     assert Settings(_env_file=None) == dev_stack.settings
 
 
+@pytest.mark.parametrize("stale_lands", ["before_retry", "after_retry"])
 async def test_worker_killed_mid_grant_is_replaced_and_roles_are_granted_once(
-    dev_stack: Stack, tmp_path: Path
+    dev_stack: Stack, tmp_path: Path, stale_lands: str
 ):
+    """The dead worker's parked request reaches Auth0 before the retry, or only after it."""
     s = dev_stack
     email = f"kim.{uuid.uuid4().hex[:10]}@example.com"
     user = s.auth0.create_user(email)
@@ -131,8 +133,9 @@ async def test_worker_killed_mid_grant_is_replaced_and_roles_are_granted_once(
             await held.arrived()
 
         first.kill()
-        # The dead worker's request may now complete in Auth0 or not; the outcome must not differ.
-        held.release()
+        if stale_lands == "before_retry":
+            held.release()
+            await assignment_answered(s)
         workers.append(second := WorkerProcess(s.settings, tmp_path / "worker-2.log"))
         await second.ready()
 
@@ -141,6 +144,12 @@ async def test_worker_killed_mid_grant_is_replaced_and_roles_are_granted_once(
         assert final.status == Status.ACCEPTED
         assert final.grant == "done"
         assert final.accepted_by == uid
+        # The retry asks Auth0 what the user holds: it assigns only when the stale one did not land.
+        assert s.auth0.faults.count(ASSIGN_ROLES) == (1 if stale_lands == "before_retry" else 2)
+        if stale_lands == "after_retry":
+            held.release()
+            await assignment_answered(s, requests=2)
+
         assert s.auth0.role_names(uid) == ["customer", "member"]
         assert s.auth0.role_assignments[uid] == 2  # two role ids, each granted once
         assert [i["id"] for i in s.auth0.user(uid)["app_metadata"]["invitations"]] == [final.invitation_id]
@@ -148,19 +157,20 @@ async def test_worker_killed_mid_grant_is_replaced_and_roles_are_granted_once(
 
         # The history shows the takeover: the assignment's last attempt ran on the new worker.
         started = await assign_roles_started(handle)
-        print(
-            "DEBUG",
-            started,
-            [(c.status, c.fault) for c in s.auth0.faults.calls(ASSIGN_ROLES)],
-            s.auth0.faults.count("GET /api/v2/users/{id}/roles"),
-        )
-        assert started["attempt"] >= 2
-        assert started["identity"].startswith(f"{second.pid}@")
+        assert started["attempt"] == 2
+        assert started["identity"].startswith(f"{second.pid}@")  # the SDK's default: pid@host
     finally:
         held.release()
         for w in workers:
             w.kill()
             sys.stderr.write(f"--- worker pid {w.pid} ({w.log.name}) ---\n{w.output()}\n")
+
+
+async def assignment_answered(s: Stack, requests: int = 1) -> None:
+    """Wait until Auth0 answered `requests` role assignments 204 (the parked one included)."""
+    async with asyncio.timeout(10):
+        while s.auth0.faults.count(ASSIGN_ROLES, status=204) < requests:
+            await asyncio.sleep(0.05)
 
 
 async def assign_roles_started(handle: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from invites import invitations
@@ -201,13 +202,37 @@ def settings_overrides() -> dict[str, Any]:
     return {}
 
 
+HISTORIES = Path(__file__).parent.parent / "histories"
+
+
 @pytest.fixture
 async def stack(
-    ts_env: WorkflowEnvironment, tmp_path: Path, settings_overrides: dict[str, Any]
+    ts_env: WorkflowEnvironment,
+    tmp_path: Path,
+    settings_overrides: dict[str, Any],
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[Stack]:
-    yield_stack = _stack(ts_env, tmp_path, settings_overrides)
-    async with yield_stack as s:
+    async with _stack(ts_env, tmp_path, settings_overrides) as s:
         yield s
+        if os.environ.get("INVITES_RECORD_HISTORIES") and request.node.get_closest_marker("record_history"):
+            await record_histories(s, request.node.name)
+        await terminate_open(s)
+
+
+async def terminate_open(stack: Stack) -> None:
+    """Leave no invitation running on the shared server: each test starts from a quiet clock."""
+    for handle in stack.handles:
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            await handle.terminate("test finished")
+
+
+async def record_histories(stack: Stack, name: str) -> None:
+    """Keep the histories of a test's closed workflows for the replay test (tests/histories/)."""
+    for index, handle in enumerate(stack.handles):
+        async with asyncio.timeout(10):
+            await handle.result()  # only closed, complete histories are kept
+        history = await handle.fetch_history()
+        (HISTORIES / f"{name.removeprefix('test_')}-{index}.json").write_text(history.to_json())
 
 
 @contextlib.asynccontextmanager

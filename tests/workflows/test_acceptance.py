@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from invites.models import Status
 from invites.temporal import STATUS
 from workflows.invitation import InvitationWorkflow
@@ -9,6 +11,7 @@ from workflows.invitation import InvitationWorkflow
 from .conftest import Stack, user_payload
 
 
+@pytest.mark.record_history
 async def test_new_user_accepts_and_is_granted_everywhere(stack: Stack):
     async with stack.worker():
         handle = await stack.invite(
@@ -42,6 +45,7 @@ async def test_new_user_accepts_and_is_granted_everywhere(stack: Stack):
         assert description.typed_search_attributes.get(STATUS) == "accepted"
 
 
+@pytest.mark.record_history
 async def test_existing_user_is_sent_to_login_and_accepts(stack: Stack):
     existing = stack.auth0.create_user("grace@example.com", email_verified=True)
     async with stack.worker():
@@ -59,6 +63,7 @@ async def test_existing_user_is_sent_to_login_and_accepts(stack: Stack):
         assert stack.auth0.role_assignments[existing["user_id"]] == 1
 
 
+@pytest.mark.record_history
 async def test_second_redeem_by_same_user_returns_same_result_without_second_grant(stack: Stack):
     async with stack.worker():
         handle = await stack.invite("lin@example.com", roles=("customer", "member"))

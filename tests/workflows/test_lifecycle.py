@@ -18,6 +18,7 @@ def kinds(stack: Stack, email: str) -> list[str]:
     return [m.custom_args["mail_kind"] for m in stack.sendgrid.messages_to(email)]
 
 
+@pytest.mark.record_history
 async def test_reminders_go_out_at_their_offsets_then_the_invitation_expires(stack: Stack):
     async with stack.worker():
         handle = await stack.invite("rem@example.com", reminders=(3 * DAY, 7 * DAY), expires_in=14 * DAY)
@@ -50,6 +51,7 @@ async def test_no_reminder_after_acceptance(stack: Stack):
         assert kinds(stack, "acc@example.com") == ["invite", "reminder"]
 
 
+@pytest.mark.record_history
 async def test_no_reminder_after_revocation_and_redeem_after_is_revoked(stack: Stack):
     async with stack.worker():
         handle = await stack.invite("rev@example.com", reminders=(3 * DAY,))
@@ -66,6 +68,7 @@ async def test_no_reminder_after_revocation_and_redeem_after_is_revoked(stack: S
         assert stack.auth0.role_assignments == {}
 
 
+@pytest.mark.record_history
 async def test_extend_moves_the_expiry_and_redeem_after_expiry_is_expired(stack: Stack):
     async with stack.worker():
         handle = await stack.invite("ext@example.com", expires_in=2 * DAY, reminders=())
@@ -116,6 +119,7 @@ async def test_resend_without_rotation_keeps_the_old_link_valid(stack: Stack):
         assert result.result == "accepted"
 
 
+@pytest.mark.record_history
 async def test_resend_with_rotation_makes_the_old_link_stale_and_the_new_one_works(stack: Stack):
     async with stack.worker():
         handle = await stack.invite("rot@example.com")
@@ -132,8 +136,11 @@ async def test_resend_with_rotation_makes_the_old_link_stale_and_the_new_one_wor
         assert (await stack.state(handle)).status == Status.PENDING
         result = await stack.redeem_via_client(handle, user, token=new)
         assert (result.result, result.grant) == ("accepted", "done")
+        final = await handle.result()
+        assert (final.generation, final.mails_sent) == (1, 2)
 
 
+@pytest.mark.record_history
 async def test_email_mismatch_changes_nothing_and_the_right_user_accepts_after(stack: Stack):
     async with stack.worker():
         handle = await stack.invite("right@example.com", roles=("member",))

@@ -1,0 +1,52 @@
+"""Settings: formats an operator would type, and production refusing the public dev defaults."""
+
+from datetime import timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from invites.settings import DEV_WEBHOOK_SECRET, Settings
+
+
+def test_durations_accept_seconds_and_iso8601(monkeypatch):
+    monkeypatch.setenv("INVITES_DEFAULT_EXPIRES_IN", "1209600")
+    monkeypatch.setenv("INVITES_DEFAULT_REMINDERS", "P7D,259200")
+    s = Settings(_env_file=None)
+    assert s.default_expires_in == timedelta(days=14)
+    assert s.default_reminders == [timedelta(days=3), timedelta(days=7)]
+    monkeypatch.setenv("INVITES_DEFAULT_REMINDERS", "[86400]")
+    assert Settings(_env_file=None).default_reminders == [timedelta(days=1)]
+
+
+def test_the_dev_webhook_secret_is_the_documented_one():
+    assert DEV_WEBHOOK_SECRET == "whsec_" + "aW52aXRlcy1kZXYtd2ViaG9vay1zZWNyZXQtMDAwMSE="
+
+
+def test_production_refuses_every_dev_default():
+    with pytest.raises(ValidationError, match="INVITES_TOKEN_KEYS"):
+        Settings(_env_file=None, env="production")
+
+
+def test_production_starts_with_real_secrets():
+    s = Settings(
+        _env_file=None,
+        env="production",
+        token_keys="k1:" + "a" * 44,
+        webhook_secret="whsec_" + "b" * 40,
+        api_keys="funnel-key-0123456789=create:invitations",
+        auth0_client_secret="real-secret",
+    )
+    assert s.env == "production"
+
+
+@pytest.mark.parametrize(
+    "bad", ["nokid", "k1:not-base64!", "k1:c2hvcnQ=", "k1:" + "a" * 44 + ",k1:" + "b" * 44]
+)
+def test_malformed_token_keys_are_refused_with_a_clear_message(bad):
+    with pytest.raises(ValidationError, match="INVITES_TOKEN_KEYS"):
+        Settings(_env_file=None, token_keys=bad)
+
+
+def test_sendgrid_backend_needs_its_key():
+    with pytest.raises(ValidationError, match="INVITES_SENDGRID_API_KEY"):
+        Settings(_env_file=None, mail_backend="sendgrid")

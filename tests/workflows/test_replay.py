@@ -1,0 +1,41 @@
+"""Determinism: today's workflow code must replay the histories of invitations already running.
+
+The histories in tests/histories/ were recorded from the main paths (`./scripts/record-histories`).
+A change to `InvitationWorkflow` that would break a running invitation (a new activity call, a
+reordered timer) makes this test fail; version such changes with `workflow.patched()`.
+"""
+
+from __future__ import annotations
+
+import json
+from base64 import b64decode
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.invitation import InvitationWorkflow
+
+HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
+MAIN_PATHS = {"accepted", "expired", "revoked", "undeliverable"}
+
+
+def test_the_recorded_histories_cover_the_main_paths():
+    ends = set()
+    for path in HISTORIES:
+        events = json.loads(path.read_text())["events"]
+        completed = [e for e in events if e["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"]
+        assert completed, f"{path.name} is not a completed invitation"
+        result = completed[0]["workflowExecutionCompletedEventAttributes"]["result"]["payloads"][0]["data"]
+        ends.add(json.loads(b64decode(result))["status"])
+    assert ends >= MAIN_PATHS
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_recorded_history_replays(path: Path):
+    history = WorkflowHistory.from_json(f"invitation-{path.stem}", path.read_text())
+    replayer = Replayer(workflows=[InvitationWorkflow], data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
