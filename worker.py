@@ -22,10 +22,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from urllib3.util.retry import Retry
 
-from activities.auth0 import Auth0Activities, build_auth0_client
+from activities.auth0 import Auth0Activities
 from activities.crm import CrmActivities, CrmBackend, HubSpotCrm, NoCrm, WebhookCrm
 from activities.mail import MailActivities, MailRenderer, MailSender, OutboxSender, SendGridSender
 from activities.store import StoreActivities
+from invites.auth0 import Auth0Management
 from invites.db.engine import create_engine
 from invites.db.migrate import upgrade
 from invites.db.store import Store
@@ -58,10 +59,9 @@ async def build_activities(settings: Settings) -> AsyncIterator[Activities]:
     await upgrade(settings.database_url)
     store = Store(engine)
     async with httpx.AsyncClient(timeout=settings.auth0_timeout) as http:
-        auth0_client, auth0_token = build_auth0_client(settings, http)
         try:
             yield Activities(
-                auth0=Auth0Activities(auth0_client, auth0_token),
+                auth0=Auth0Activities(Auth0Management(settings, http)),
                 mail=MailActivities(
                     _mail_sender(settings),
                     store,

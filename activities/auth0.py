@@ -7,19 +7,17 @@ activity is idempotent: a retry after a crash leaves one result.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
-from auth0.management import AsyncAuth0
 from auth0.management.core.api_error import ApiError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import http_error
 from activities.heartbeat import heartbeating
+from invites.auth0 import Auth0Management, Auth0TokenError, UnknownRoles
 from invites.models import (
     AssignRolesInput,
     AssignRolesResult,
@@ -28,101 +26,16 @@ from invites.models import (
     MergeMetadataInput,
     VerifyEmailInput,
 )
-from invites.settings import Settings
 
 T = TypeVar("T")
 SERVICE = "Auth0"
-TOKEN_LEEWAY_S = 60  # refresh the management token a minute before it expires
-
-
-class ClientCredentialsToken:
-    """The Management API token from `POST /oauth/token`, fetched once and refreshed early.
-
-    auth0-python's own token provider builds `https://{domain}` URLs; this one takes the base
-    URL from settings so the same code reaches a tenant or the local sandbox.
-    """
-
-    def __init__(self, http: httpx.AsyncClient, base_url: str, client_id: str, secret: str, audience: str):
-        self._http, self._url = http, base_url.rstrip("/") + "/oauth/token"
-        self._form = {
-            "grant_type": "client_credentials",
-            "client_id": client_id,
-            "client_secret": secret,
-            "audience": audience,
-        }
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self._lock = asyncio.Lock()
-
-    async def __call__(self) -> str:
-        if self._token and time.monotonic() < self._expires_at:
-            return self._token
-        async with self._lock:
-            if self._token and time.monotonic() < self._expires_at:
-                return self._token
-            try:
-                response = await self._http.post(self._url, data=self._form)
-            except httpx.HTTPError as exc:
-                raise http_error(SERVICE, None, None, f"token request failed: {type(exc).__name__}") from exc
-            if response.status_code != 200:
-                raise http_error(SERVICE, response.status_code, response.headers, "token request refused")
-            body = response.json()
-            self._token = body["access_token"]
-            self._expires_at = time.monotonic() + float(body.get("expires_in", 86400)) - TOKEN_LEEWAY_S
-            return self._token
-
-    def invalidate(self) -> None:
-        self._token = None
-
-
-def build_auth0_client(
-    settings: Settings, http: httpx.AsyncClient
-) -> tuple[AsyncAuth0, ClientCredentialsToken]:
-    token = ClientCredentialsToken(
-        http,
-        settings.auth0_base_url,
-        settings.auth0_client_id,
-        settings.auth0_client_secret.get_secret_value(),
-        settings.auth0_audience,
-    )
-    client = AsyncAuth0(
-        base_url=settings.auth0_base_url.rstrip("/") + "/api/v2",
-        token="",  # replaced per request by async_token
-        async_token=token,
-        max_retries=0,  # Temporal retries, durably and honouring Retry-After
-        timeout=settings.auth0_timeout,
-        httpx_client=http,
-    )
-    return client, token
-
-
-class RoleDirectory:
-    """Role names -> ids, resolved once per name and cached for the worker's life."""
-
-    def __init__(self, client: AsyncAuth0):
-        self._client = client
-        self._ids: dict[str, str] = {}
-
-    async def ids_for(self, names: list[str]) -> dict[str, str]:
-        missing = [n for n in names if n not in self._ids]
-        for name in missing:
-            pager = await self._client.roles.list(name_filter=name, per_page=50)
-            async for role in pager:
-                if role.name and role.id:
-                    self._ids[role.name] = role.id
-        unknown = [n for n in names if n not in self._ids]
-        if unknown:
-            raise ApplicationError(
-                f"Auth0 has no role named {', '.join(unknown)}", type="Auth0UnknownRole", non_retryable=True
-            )
-        return {n: self._ids[n] for n in names}
 
 
 class Auth0Activities:
-    def __init__(self, client: AsyncAuth0, token: ClientCredentialsToken):
-        self._client = client
-        self._token = token
-        self._roles = RoleDirectory(client)
+    def __init__(self, auth0: Auth0Management):
+        self._client = auth0.client
+        self._token = auth0.token
+        self._roles = auth0.roles
 
     @activity.defn
     async def find_users_by_email(self, inp: LookupInput) -> LookupResult:
@@ -177,6 +90,10 @@ class Auth0Activities:
         try:
             async with heartbeating():
                 return await fn()
+        except UnknownRoles as exc:
+            raise ApplicationError(str(exc), type="Auth0UnknownRole", non_retryable=True) from None
+        except Auth0TokenError as exc:
+            raise http_error(SERVICE, exc.status, exc.headers, "token request refused") from None
         except ApiError as exc:
             if exc.status_code == 401:
                 self._token.invalidate()  # a rotated secret or revoked token: fetch anew next time

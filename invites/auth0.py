@@ -1,0 +1,112 @@
+"""The Auth0 Management API client, shared by the worker's activities and the API.
+
+auth0-python's `AsyncAuth0` with: the base URL from settings (a tenant, or the local sandbox),
+a client-credentials token fetched once and refreshed before it expires, the SDK's own retries
+off (Temporal retries durably in the worker; the API answers 503), and a role directory that
+resolves names to ids once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+
+import httpx
+from auth0.management import AsyncAuth0
+
+from invites.settings import Settings
+
+TOKEN_LEEWAY_S = 60  # refresh the management token a minute before it expires
+
+
+class Auth0TokenError(Exception):
+    """`POST /oauth/token` failed: `status` is None for a network error."""
+
+    def __init__(self, status: int | None, headers: Mapping[str, str] | None, detail: str) -> None:
+        super().__init__(f"Auth0 token request failed ({status or 'network'}): {detail}")
+        self.status, self.headers = status, headers
+
+
+class UnknownRoles(LookupError):
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(f"Auth0 has no role named {', '.join(names)}")
+        self.names = names
+
+
+class ClientCredentialsToken:
+    """The Management API token, fetched once and refreshed early (async-safe)."""
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str, client_id: str, secret: str, audience: str):
+        self._http, self._url = http, base_url.rstrip("/") + "/oauth/token"
+        self._form = {
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": secret,
+            "audience": audience,
+        }
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def __call__(self) -> str:
+        if self._token and time.monotonic() < self._expires_at:
+            return self._token
+        async with self._lock:
+            if self._token and time.monotonic() < self._expires_at:
+                return self._token
+            try:
+                response = await self._http.post(self._url, data=self._form)
+            except httpx.HTTPError as exc:
+                raise Auth0TokenError(None, None, type(exc).__name__) from None
+            if response.status_code != 200:
+                raise Auth0TokenError(response.status_code, response.headers, "token request refused")
+            body = response.json()
+            self._token = body["access_token"]
+            self._expires_at = time.monotonic() + float(body.get("expires_in", 86400)) - TOKEN_LEEWAY_S
+            return self._token
+
+    def invalidate(self) -> None:
+        self._token = None
+
+
+class Auth0Management:
+    """The SDK client, its token, and the role directory, built once per process."""
+
+    def __init__(self, settings: Settings, http: httpx.AsyncClient):
+        self.token = ClientCredentialsToken(
+            http,
+            settings.auth0_base_url,
+            settings.auth0_client_id,
+            settings.auth0_client_secret.get_secret_value(),
+            settings.auth0_audience,
+        )
+        self.client = AsyncAuth0(
+            base_url=settings.auth0_base_url.rstrip("/") + "/api/v2",
+            token="",  # replaced per request by async_token
+            async_token=self.token,
+            max_retries=0,
+            timeout=settings.auth0_timeout,
+            httpx_client=http,
+        )
+        self.roles = RoleDirectory(self.client)
+
+
+class RoleDirectory:
+    """Role names -> ids, resolved once per name and cached for the process's life."""
+
+    def __init__(self, client: AsyncAuth0):
+        self._client = client
+        self._ids: dict[str, str] = {}
+
+    async def ids_for(self, names: list[str]) -> dict[str, str]:
+        """Ids of the named roles; raises UnknownRoles naming the ones the tenant lacks."""
+        for name in [n for n in names if n not in self._ids]:
+            pager = await self._client.roles.list(name_filter=name, per_page=50)
+            async for role in pager:
+                if role.name and role.id:
+                    self._ids[role.name] = role.id
+        unknown = [n for n in names if n not in self._ids]
+        if unknown:
+            raise UnknownRoles(unknown)
+        return {n: self._ids[n] for n in names}
