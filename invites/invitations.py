@@ -9,7 +9,7 @@ the same rules the validator uses.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import (
@@ -45,6 +45,8 @@ from invites.redemption import MESSAGES, redeem_rejection
 # Names as registered by the workflow (the core does not import workflow code).
 REDEEM, EXTEND, REVOKE, RESEND, STATE = "redeem", "extend", "revoke", "resend", "state"
 _REASONS = {r.value for r in Reason}
+# A query needs a worker to answer; past this the caller gets an error instead of hanging.
+QUERY_TIMEOUT = timedelta(seconds=10)
 
 
 def initial_search_attributes(inp: InvitationInput) -> TypedSearchAttributes:
@@ -119,7 +121,7 @@ async def get_state(client: Client, invitation_id: str) -> InvitationState:
         raise _not_found_or(err, invitation_id) from None
     if description.status == WorkflowExecutionStatus.COMPLETED:
         return await handle.result()
-    return await handle.query(STATE, result_type=InvitationState)
+    return await handle.query(STATE, result_type=InvitationState, rpc_timeout=QUERY_TIMEOUT)
 
 
 async def redeem(client: Client, invitation_id: str, req: RedeemInput) -> RedeemResult:

@@ -18,7 +18,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 # Built from readable phrases so nobody mistakes them for real keys.
 DEV_TOKEN_KEYS = "dev1:" + base64.b64encode(b"dev-only-token-key-do-not-use-in-prod").decode()
 DEV_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"invites-dev-webhook-secret-0001!").decode()
-DEV_API_KEYS = "dev-api-key=create:invitations read:invitations manage:invitations"
+DEV_API_KEY = "dev-api-key"
+DEV_API_KEYS = f"{DEV_API_KEY}=create:invitations read:invitations manage:invitations"
 DEV_AUTH0_CLIENT_SECRET = "dev-secret"  # noqa: S105 - public dev default, refused in production
 
 
@@ -40,6 +41,20 @@ def parse_keyring(raw: str, *, name: str, min_bytes: int = 32) -> list[tuple[str
         keys.append((kid, key))
     if not keys:
         raise ValueError(f"{name}: at least one key is required")
+    return keys
+
+
+def parse_api_keys(raw: str) -> dict[str, frozenset[str]]:
+    """Parse `key=perm perm,key2=perm`: each static API key with the permissions it holds."""
+    keys: dict[str, frozenset[str]] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, sep, perms = item.partition("=")
+        key = key.strip()
+        if not sep or len(key) < 8 or not perms.split():
+            raise ValueError(
+                "INVITES_API_KEYS: each entry must be 'key=permission ...' (keys of 8+ characters)"
+            )
+        keys[key] = frozenset(perms.split())
     return keys
 
 
@@ -82,6 +97,14 @@ class Settings(BaseSettings):
     auth0_client_secret: SecretStr = SecretStr(DEV_AUTH0_CLIENT_SECRET)
     auth0_audience: str = "http://127.0.0.1:8100/api/v2/"
     auth0_timeout: float = 10.0
+
+    # HTTP API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_audience: str = "https://invites.local/api"
+    auth0_issuer: str = "http://127.0.0.1:8100/"
+    auth0_jwks_url: str | None = None  # default: <auth0_base_url>/.well-known/jwks.json
+    webhook_receipt_ttl: timedelta = timedelta(days=1)
 
     # Mail
     mail_backend: Literal["sendgrid", "outbox"] = "outbox"
@@ -128,6 +151,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check(self) -> Settings:
         parse_keyring(self.token_keys.get_secret_value(), name="INVITES_TOKEN_KEYS")
+        parse_api_keys(self.api_keys.get_secret_value())
         if self.payload_keys is not None:
             parse_keyring(self.payload_keys.get_secret_value(), name="INVITES_PAYLOAD_KEYS")
         if self.env == "production":
@@ -146,12 +170,23 @@ class Settings(BaseSettings):
         dev_values = {
             "INVITES_TOKEN_KEYS": (self.token_keys, DEV_TOKEN_KEYS),
             "INVITES_WEBHOOK_SECRET": (self.webhook_secret, DEV_WEBHOOK_SECRET),
-            "INVITES_API_KEYS": (self.api_keys, DEV_API_KEYS),
             "INVITES_AUTH0_CLIENT_SECRET": (self.auth0_client_secret, DEV_AUTH0_CLIENT_SECRET),
         }
-        for name, (secret, dev) in dev_values.items():
-            if dev in secret.get_secret_value():
-                raise ValueError(f"{name} still holds the public development default; set a real one")
+        offending = [name for name, (secret, dev) in dev_values.items() if dev in secret.get_secret_value()]
+        if DEV_API_KEY in self.api_key_permissions:
+            offending.append("INVITES_API_KEYS")
+        if offending:
+            raise ValueError(
+                f"{', '.join(offending)} still hold the public development defaults; set real ones"
+            )
+
+    @property
+    def jwks_url(self) -> str:
+        return self.auth0_jwks_url or self.auth0_base_url.rstrip("/") + "/.well-known/jwks.json"
+
+    @property
+    def api_key_permissions(self) -> dict[str, frozenset[str]]:
+        return parse_api_keys(self.api_keys.get_secret_value())
 
     @property
     def token_keyring(self) -> list[tuple[str, bytes]]:

@@ -30,7 +30,9 @@ def auth0_task_queue(task_queue: str) -> str:
     return f"{task_queue}-auth0"
 
 
-async def build_temporal_client(settings: Settings) -> Client:
+async def build_temporal_client(settings: Settings, *, lazy: bool = False) -> Client:
+    """`lazy=True` (the API) connects on first use, so the API starts and answers 503 while
+    Temporal is down; the worker connects eagerly and fails fast."""
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     return await Client.connect(
         settings.temporal_address,
@@ -38,4 +40,5 @@ async def build_temporal_client(settings: Settings) -> Client:
         api_key=api_key,
         tls=settings.temporal_tls or api_key is not None,
         data_converter=pydantic_data_converter,
+        lazy=lazy,
     )

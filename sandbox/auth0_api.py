@@ -19,6 +19,7 @@ from sandbox.auth0_tenant import DATABASE_CONNECTION, Auth0Error, Tenant
 from sandbox.fake_app import FakeService, Handler, parsed_body
 from sandbox.faults import Clock
 from sandbox.rate_limit import TokenBucket
+from sandbox.signing import SigningKeys
 
 API = "/api/v2"
 # The sandbox's published dev credentials (SPEC section 7), never valid against a real tenant.
@@ -93,6 +94,7 @@ class Auth0Fake(FakeService):
         self.tenant = Tenant(path=state_path, clock=clock)
         self.rate_limit = TokenBucket(rate_limit, burst=burst, clock=clock) if rate_limit else None
         self.tokens_issued = 0
+        self.signing = SigningKeys(Path(state_path).with_suffix(".keys.json") if state_path else None)
 
     # -- helpers for tests -------------------------------------------------------------------
 
@@ -160,6 +162,7 @@ class Auth0Fake(FakeService):
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post("/oauth/token", self.issue_token),
+            web.get("/.well-known/jwks.json", self.jwks),
             web.get(f"{API}/users-by-email", self.users_by_email),
             web.post(f"{API}/users", self.create_user_route),
             web.get(f"{API}/users/{{id}}", self.get_user),
@@ -169,6 +172,10 @@ class Auth0Fake(FakeService):
             web.post(f"{API}/users/{{id}}/roles", self.assign_user_roles),
             web.delete(f"{API}/users/{{id}}/roles", self.remove_user_roles),
         ]
+
+    async def jwks(self, request: web.Request) -> web.Response:
+        """The public signing keys, as a tenant serves them."""
+        return web.json_response(self.signing.jwks())
 
     async def issue_token(self, request: web.Request) -> web.Response:
         """Client-credentials grant, form or JSON body, as Auth0's /oauth/token."""

@@ -1,0 +1,77 @@
+"""The FastAPI app factory. One Temporal client, one database engine, one Auth0 client per
+process, built in the lifespan and reached by routes through `api.deps`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from api import errors
+from api.auth import Authenticator
+from api.metrics import ApiMetrics, MetricsMiddleware
+from api.routes import funnel, health, link, me, ops, webhook
+from api.services import Services
+from invites.auth0 import Auth0Management
+from invites.db.engine import create_engine
+from invites.db.migrate import upgrade
+from invites.db.store import Store
+from invites.settings import Settings, get_settings
+from invites.temporal import build_temporal_client
+from invites.tokens import TokenSigner
+
+DESCRIPTION = """
+Durable invitations for Auth0. The funnel creates invitations (`POST /v1/invitations`), the
+invitee opens `/i/{token}` from the mail, the Auth0 post-login Action reports the login to
+`POST /v1/webhooks/auth0`, ops steer invitations under `/v1/invitations`, and the customer space
+reads `GET /v1/me`. Errors are `{"error": {"code", "message"}}`.
+
+Authenticate with `Authorization: Bearer <API key or Auth0 access token>` (or `X-API-Key`).
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    temporal: Client | None = None,
+    authenticator: Authenticator | None = None,
+) -> FastAPI:
+    """Build the app. Tests pass their own Temporal client (a test server) and settings."""
+    settings = settings or get_settings()
+    metrics = ApiMetrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await upgrade(settings.database_url)
+        engine = create_engine(settings.database_url)
+        client = temporal or await build_temporal_client(settings, lazy=True)
+        async with httpx.AsyncClient(timeout=settings.auth0_timeout) as http:
+            app.state.services = Services(
+                settings=settings,
+                temporal=client,
+                store=Store(engine),
+                auth0=Auth0Management(settings, http),
+                auth=authenticator or Authenticator(settings),
+                signer=TokenSigner(settings.token_keyring),
+                metrics=metrics,
+            )
+            try:
+                yield
+            finally:
+                await engine.dispose()
+
+    app = FastAPI(
+        title="invites",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses={503: {"description": "A dependency is unavailable; retry after `Retry-After` seconds."}},
+    )
+    errors.install(app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    for router in (funnel.router, link.router, webhook.router, ops.router, me.router, health.router):
+        app.include_router(router)
+    return app

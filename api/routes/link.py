@@ -1,0 +1,85 @@
+"""GET /i/{token}: the link in the mail. Opening it never uses it up (mail scanners fetch links)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from api.deps import ServicesDep
+from invites.invitations import InvitationNotFound, get_state
+from invites.models import InvitationState, Status
+from invites.tokens import InvalidToken
+
+router = APIRouter(tags=["invitee"])
+_pages = Environment(
+    loader=FileSystemLoader(Path(__file__).parent.parent / "templates"), autoescape=select_autoescape()
+)
+
+GONE = {
+    Status.EXPIRED: (
+        "This invitation has expired",
+        "Ask the person or team who invited you to send a new one.",
+    ),
+    Status.REVOKED: ("This invitation was withdrawn", "It can no longer be used. Ask for a new invitation."),
+    Status.ACCEPTED: ("This invitation was already used", "Sign in to your account to continue."),
+    Status.UNDELIVERABLE: ("This invitation is no longer valid", "Ask for a new invitation."),
+}
+STALE = ("This link was replaced", "A newer invitation mail was sent to you: use the link in the latest one.")
+UNKNOWN = ("This link is not valid", "Check that you copied the whole link from the invitation mail.")
+
+
+def page(status: int, title: str, hint: str, message: str = "") -> HTMLResponse:
+    html = _pages.get_template("page.html").render(title=title, message=message, hint=hint)
+    return HTMLResponse(
+        html, status_code=status, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    )
+
+
+@router.get(
+    "/i/{token}",
+    response_class=HTMLResponse,
+    status_code=302,
+    responses={
+        302: {"description": "To the sign-in page"},
+        404: {"description": "Unknown link"},
+        410: {"description": "Expired, revoked, used or replaced"},
+    },
+)
+async def open_link(token: str, services: ServicesDep) -> Response:
+    """Send the invitee to sign in or sign up, or explain in plain words why the link is over."""
+    try:
+        link = services.signer.verify(token)  # before any Temporal call
+    except InvalidToken:
+        services.metrics.temporal_calls_avoided.labels("link").inc()
+        return page(404, *UNKNOWN)
+    try:
+        state = await get_state(services.temporal, link.invitation_id)
+    except InvitationNotFound:
+        return page(404, *UNKNOWN)
+    if state.status != Status.PENDING:
+        return page(410, *GONE[state.status])
+    if datetime.now(UTC) >= state.expires_at:  # the expiry timer is about to fire
+        return page(410, *GONE[Status.EXPIRED])
+    if link.generation < state.generation:
+        return page(410, *STALE)
+    return RedirectResponse(
+        signin_url(services.settings.signin_url, token, state),
+        status_code=302,
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
+
+
+def signin_url(base: str, token: str, state: InvitationState) -> str:
+    """The configured sign-in URL (for a tenant: its /authorize URL with client id and redirect
+    URI) plus `invitation`, `login_hint` and `screen_hint`."""
+    parts = urlsplit(base)
+    query = [
+        (k, v) for k, v in parse_qsl(parts.query) if k not in {"invitation", "login_hint", "screen_hint"}
+    ]
+    query += [("invitation", token), ("login_hint", state.email), ("screen_hint", state.screen_hint)]
+    return urlunsplit(parts._replace(query=urlencode(query)))

@@ -1,0 +1,34 @@
+"""GET /v1/me: the customer space reads the invitations linked to the signed-in account."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import PrincipalDep, ServicesDep
+from api.errors import ApiError
+from invites.schemas import ErrorBody, LinkedInvitationPublic, Me
+
+router = APIRouter(tags=["customer space"])
+
+
+@router.get(
+    "/v1/me", response_model=Me, responses={403: {"model": ErrorBody, "description": "Not a user token"}}
+)
+async def me(principal: PrincipalDep, services: ServicesDep) -> Me:
+    """The caller's linked invitations and the funnel data they carry (only the caller's)."""
+    if principal.kind != "user" or not principal.subject:
+        raise ApiError(403, "forbidden", "This route needs a user's access token, not an API key.")
+    links = await services.store.links_for_user(principal.subject)
+    return Me(
+        user_id=principal.subject,
+        invitations=[
+            LinkedInvitationPublic(
+                invitation_id=link.invitation_id,
+                email=link.email,
+                accepted_at=link.accepted_at,
+                created_at=link.created_at,
+                data=link.data,
+            )
+            for link in links
+        ],
+    )

@@ -1,0 +1,100 @@
+"""POST /v1/webhooks/auth0: the Auth0 post-login Action reports a login that carried a link."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from api.deps import ServicesDep
+from api.errors import ApiError
+from api.services import Services
+from invites.invitations import InvitationNotFound, InvitationRejected, redeem
+from invites.models import Reason, RedeemConnection, RedeemInput, RedeemUser
+from invites.schemas import ErrorBody, RedeemAccepted, RedeemRejected, RedeemWebhook
+from invites.tokens import InvalidToken
+
+router = APIRouter(tags=["auth0"])
+log = logging.getLogger("invites.api.webhook")
+
+MAX_BODY_BYTES = 16 * 1024
+GONE = {Reason.EXPIRED, Reason.REVOKED, Reason.STALE_LINK, Reason.UNDELIVERABLE}
+
+
+@router.post(
+    "/v1/webhooks/auth0",
+    response_model=RedeemAccepted,
+    responses={
+        401: {"model": ErrorBody, "description": "Bad signature or stale timestamp"},
+        404: {"model": ErrorBody, "description": "Forged or unknown invitation token"},
+        409: {"model": RedeemRejected, "description": "`already_redeemed`, `email_mismatch`"},
+        410: {"model": RedeemRejected, "description": "`expired`, `revoked`, `stale_link`"},
+    },
+)
+async def auth0_webhook(request: Request, services: ServicesDep) -> JSONResponse:
+    """Redeem the invitation for the account that just logged in (Standard Webhooks signed).
+
+    A webhook id seen before is answered with the first answer and not applied again.
+    """
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise ApiError(413, "too_large", "The webhook body is too large.")
+    try:
+        # Verifies the HMAC over id.timestamp.body and a 5-minute timestamp tolerance.
+        Webhook(services.settings.webhook_secret.get_secret_value()).verify(body, dict(request.headers))
+    except WebhookVerificationError:
+        services.metrics.temporal_calls_avoided.labels("webhook").inc()
+        raise ApiError(401, "invalid_signature", "The webhook signature or timestamp is not valid.") from None
+    webhook_id = request.headers["webhook-id"]
+    seen = await services.store.get_webhook(webhook_id)
+    if seen is not None:
+        return JSONResponse(seen.response, status_code=seen.status_code, headers={"Webhook-Replayed": "true"})
+
+    status, payload = await _redeem(services, body)
+    if status < 500:
+        receipt = await services.store.remember_webhook(
+            webhook_id, status, payload, services.settings.webhook_receipt_ttl
+        )
+        status, payload = receipt.status_code, receipt.response
+    return JSONResponse(payload, status_code=status)
+
+
+async def _redeem(services: Services, body: bytes) -> tuple[int, dict[str, Any]]:
+    try:
+        event = RedeemWebhook.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return 422, _error("invalid_request", f"{where}: {first['msg']}")
+    try:
+        link = services.signer.verify(event.invitation)
+    except InvalidToken:
+        services.metrics.temporal_calls_avoided.labels("webhook").inc()
+        return 404, _error("invalid_link", "The invitation link is not valid.")
+    req = RedeemInput(
+        generation=link.generation,
+        user=RedeemUser(**event.user.model_dump()),
+        connection=RedeemConnection(**event.connection.model_dump()),
+        is_new_user=event.is_new_user,
+    )
+    try:
+        result = await redeem(services.temporal, link.invitation_id, req)
+    except InvitationNotFound:
+        return 404, _error("invalid_link", "The invitation link is not valid.")
+    except InvitationRejected as rejected:
+        services.metrics.redemptions.labels(rejected.reason).inc()
+        log.info("redeem rejected", extra={"invitation_id": link.invitation_id, "reason": rejected.reason})
+        status = 410 if rejected.reason in GONE else 409
+        return status, RedeemRejected(reason=rejected.reason).model_dump()
+    services.metrics.redemptions.labels("accepted").inc()
+    log.info("redeem accepted", extra={"invitation_id": link.invitation_id, "grant": result.grant})
+    return 200, RedeemAccepted(**result.model_dump(exclude={"result"})).model_dump()
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}

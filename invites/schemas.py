@@ -1,0 +1,254 @@
+"""The HTTP API's request and response bodies (SPEC §4), with their limits and examples.
+
+Naming ladder: `InvitationCreate` (input) → `InvitationPublic` (output). Inputs forbid unknown
+fields, so a typo in a funnel integration is a 422, not a silently ignored option.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+
+from invites.models import EmailPolicy, GrantState, InvitationState, Status
+
+MAX_DATA_BYTES = 64 * 1024
+MAX_APP_METADATA_BYTES = 16 * 1024
+MIN_EXPIRES_IN = 3600
+MAX_EXPIRES_IN = 90 * 86400
+ROLE_NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.:-]{0,63}$"
+# Visibility query values are quoted: refuse quotes and backslashes outright.
+SAFE_TEXT = r'^[^"\\\x00-\x1f]{1,200}$'
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+RoleName = Annotated[str, Field(pattern=ROLE_NAME)]
+
+
+class InvitationCreate(_Input):
+    """What the funnel sends to invite a person."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "ada@example.com",
+                    "roles": ["customer"],
+                    "data": {"plan": "pro", "quote_id": "Q-1042"},
+                    "app_metadata": {"segment": "smb"},
+                    "external_ref": "lead-1042",
+                    "locale": "en",
+                    "expires_in": 1209600,
+                }
+            ]
+        },
+    )
+
+    email: EmailStr = Field(description="The address the invitation is sent to.")
+    roles: list[RoleName] = Field(default=[], max_length=20, description="Auth0 role names to grant.")
+    data: dict[str, Any] = Field(default={}, description="Funnel data, at most 64 KiB of JSON.")
+    app_metadata: dict[str, Any] = Field(default={}, description="Merged into Auth0 app_metadata (16 KiB).")
+    external_ref: str | None = Field(
+        None,
+        pattern=SAFE_TEXT,
+        max_length=128,
+        description="The funnel's own id; makes the create idempotent.",
+    )
+    crm_contact_id: str | None = Field(None, pattern=SAFE_TEXT, max_length=64)
+    locale: str = Field("en", pattern=r"^[a-zA-Z]{2,3}([_-][a-zA-Z0-9]{2,8})?$")
+    expires_in: int | None = Field(
+        None, ge=MIN_EXPIRES_IN, le=MAX_EXPIRES_IN, description="Seconds until expiry (1 hour .. 90 days)."
+    )
+    reminders: list[Annotated[int, Field(gt=0, le=MAX_EXPIRES_IN)]] | None = Field(
+        None, max_length=10, description="Reminder offsets in seconds after sending."
+    )
+    email_policy: EmailPolicy | None = None
+
+    @field_validator("data")
+    @classmethod
+    def _data_size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if _json_size(value) > MAX_DATA_BYTES:
+            raise ValueError("data must be at most 64 KiB of JSON")
+        return value
+
+    @field_validator("app_metadata")
+    @classmethod
+    def _metadata_size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if _json_size(value) > MAX_APP_METADATA_BYTES:
+            raise ValueError("app_metadata must be at most 16 KiB of JSON")
+        if "invitations" in value:
+            raise ValueError("app_metadata.invitations is written by invites itself")
+        return value
+
+    @field_validator("roles")
+    @classmethod
+    def _unique_roles(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
+class InvitationPublic(BaseModel):
+    """An invitation as the API shows it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "inv_01JD0Z3Q6W7N9V4X2B8C5M1K0T",
+                    "email": "ada@example.com",
+                    "status": "pending",
+                    "roles": ["customer"],
+                    "external_ref": "lead-1042",
+                    "created_at": "2026-11-29T10:00:00Z",
+                    "expires_at": "2026-12-13T10:00:00Z",
+                    "accepted_by": None,
+                    "accepted_at": None,
+                    "reminders_sent": 0,
+                }
+            ]
+        }
+    )
+
+    id: str
+    email: str
+    status: Status
+    roles: list[str]
+    external_ref: str | None
+    created_at: datetime
+    expires_at: datetime
+    accepted_by: str | None
+    accepted_at: datetime | None
+    reminders_sent: int
+    grant: GrantState | None = None
+
+    @classmethod
+    def from_state(cls, state: InvitationState) -> InvitationPublic:
+        return cls(
+            id=state.invitation_id,
+            email=state.email,
+            status=state.status,
+            roles=state.roles,
+            external_ref=state.external_ref,
+            created_at=state.created_at,
+            expires_at=state.expires_at,
+            accepted_by=state.accepted_by,
+            accepted_at=state.accepted_at,
+            reminders_sent=state.reminders_sent,
+            grant=state.grant,
+        )
+
+
+class InvitationSummary(BaseModel):
+    """One row of a list: what Temporal visibility knows without asking each workflow."""
+
+    id: str
+    email: str | None
+    status: Status | None
+    external_ref: str | None
+    created_at: datetime | None
+    expires_at: datetime | None
+    closed_at: datetime | None
+
+
+class InvitationPage(BaseModel):
+    items: list[InvitationSummary]
+    next_page_token: str | None = Field(None, description="Pass as page_token for the next page.")
+
+
+class RevokeRequest(_Input):
+    reason: str = Field("", max_length=500)
+
+
+class ResendRequest(_Input):
+    rotate: bool = Field(False, description="Make earlier links answer stale_link.")
+
+
+class ExtendRequest(_Input):
+    expires_at: datetime | None = None
+    expires_in: int | None = Field(
+        None, ge=MIN_EXPIRES_IN, le=MAX_EXPIRES_IN, description="Seconds from now."
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ExtendRequest:
+        if (self.expires_at is None) == (self.expires_in is None):
+            raise ValueError("give exactly one of expires_at and expires_in")
+        if self.expires_at is not None and self.expires_at.tzinfo is None:
+            raise ValueError("expires_at needs a time zone (e.g. 2026-12-31T00:00:00Z)")
+        return self
+
+
+class WebhookUser(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    user_id: str = Field(min_length=1, max_length=256)
+    email: str | None = Field(None, max_length=320)
+    email_verified: bool = False
+    name: str | None = Field(None, max_length=512)
+
+
+class WebhookConnection(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field("", max_length=256)
+    strategy: str = Field("", max_length=64)
+
+
+class RedeemWebhook(BaseModel):
+    """The body the Auth0 Action posts after a login that carried an invitation."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["invitation.redeem"]
+    invitation: str = Field(min_length=1, max_length=256)
+    user: WebhookUser
+    connection: WebhookConnection = WebhookConnection()
+    is_new_user: bool = False
+
+
+class RedeemAccepted(BaseModel):
+    result: Literal["accepted"] = "accepted"
+    invitation_id: str
+    roles: list[str]
+    grant: GrantState
+
+
+class RedeemRejected(BaseModel):
+    result: Literal["rejected"] = "rejected"
+    reason: str
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class LinkedInvitationPublic(BaseModel):
+    invitation_id: str
+    email: str
+    accepted_at: datetime
+    created_at: datetime
+    data: dict[str, Any]
+
+
+class Me(BaseModel):
+    user_id: str
+    invitations: list[LinkedInvitationPublic]
+
+
+def is_safe_text(value: str) -> bool:
+    return bool(re.match(SAFE_TEXT, value))

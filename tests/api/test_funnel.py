@@ -1,0 +1,116 @@
+"""POST /v1/invitations over HTTP: create, idempotent repeats, conflicts, validation, auth."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import Api
+
+
+async def test_create_answers_201_and_the_invitation_mail_goes_out(api: Api):
+    body = await api.created(
+        "Ada@Example.com", roles=["customer"], data={"plan": "pro"}, external_ref="lead-1"
+    )
+    assert body["status"] == "pending"
+    assert body["email"] == "Ada@example.com"  # the domain is normalised, the local part kept
+    assert body["roles"] == ["customer"]
+    assert body["external_ref"] == "lead-1"
+    assert body["id"].startswith("inv_")
+    state = await api.stack.sent(api.stack.handles[-1])
+    assert state.invitation_id == body["id"]
+    record = await api.stack.store.get_invitation(body["id"])
+    assert record is not None and record.data == {"plan": "pro"}
+
+
+async def test_repeat_with_the_same_external_ref_returns_200_and_the_same_invitation(api: Api):
+    first = await api.created(roles=["customer"], external_ref="lead-2")
+    again = await api.create(roles=["customer"], external_ref="lead-2")
+    assert again.status_code == 200
+    assert again.json()["id"] == first["id"]
+    await api.stack.sent(api.stack.handles[-1])
+    assert len(api.stack.sendgrid.messages) == 1  # one workflow, one mail
+
+
+async def test_repeat_with_the_same_idempotency_key_returns_200(api: Api):
+    first = await api.create(headers={"Idempotency-Key": "k-123"}, roles=["member"])
+    assert first.status_code == 201
+    again = await api.create(headers={"Idempotency-Key": "k-123"}, roles=["member"])
+    assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])
+
+
+@pytest.mark.parametrize("how", ["external_ref", "idempotency_key"])
+async def test_same_key_with_a_different_body_is_409(api: Api, how: str):
+    key = {"external_ref": "lead-3"} if how == "external_ref" else {"headers": {"Idempotency-Key": "k-9"}}
+    assert (await api.create(roles=["customer"], **key)).status_code == 201
+    conflict = await api.create(roles=["admin"], **key)
+    assert conflict.status_code == 409
+    assert conflict.json()["error"]["code"] == "idempotency_conflict"
+
+
+async def test_unknown_role_is_422_and_creates_nothing(api: Api):
+    response = await api.create(roles=["customer", "wizard"])
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "unknown_role"
+    assert "wizard" in response.json()["error"]["message"]
+    assert api.stack.handles == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "not-an-email"},
+        {"email": "a@example.com", "roles": ["r"] * 21},
+        {"email": "a@example.com", "data": {"blob": "x" * (64 * 1024)}},
+        {"email": "a@example.com", "expires_in": 60},
+        {"email": "a@example.com", "expires_in": 91 * 86400},
+        {"email": "a@example.com", "unexpected": 1},
+        {"email": "a@example.com", "email_policy": "whoever"},
+        {"email": "a@example.com", "external_ref": 'quote"injection'},
+        {"email": "a@example.com", "app_metadata": {"invitations": []}},
+        {"roles": ["customer"]},
+    ],
+    ids=[
+        "email",
+        "roles",
+        "data",
+        "short",
+        "long",
+        "unknown-field",
+        "policy",
+        "ref-quote",
+        "reserved",
+        "no-email",
+    ],
+)
+async def test_bad_input_is_422_with_a_clear_error(api: Api, body: dict):
+    response = await api.http.post("/v1/invitations", json=body, headers=api.key)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert error["message"]
+    assert api.stack.handles == []
+
+
+async def test_malformed_json_is_422_not_500(api: Api):
+    response = await api.http.post(
+        "/v1/invitations", content=b"{not json", headers={**api.key, "content-type": "application/json"}
+    )
+    assert response.status_code == 422
+
+
+async def test_without_credentials_401_and_without_permission_403(api: Api):
+    assert (await api.http.post("/v1/invitations", json={"email": "a@example.com"})).status_code == 401
+    wrong_key = await api.http.post(
+        "/v1/invitations", json={"email": "a@example.com"}, headers={"Authorization": "Bearer nope-nope-nope"}
+    )
+    assert wrong_key.status_code == 401
+    reader = api.user_token("auth0|ops", permissions=["read:invitations"])
+    forbidden = await api.http.post(
+        "/v1/invitations", json={"email": "a@example.com"}, headers=api.bearer(reader)
+    )
+    assert forbidden.status_code == 403
+    assert forbidden.json()["error"]["code"] == "forbidden"
+    creator = api.user_token("auth0|funnel", scope="create:invitations")
+    ok = await api.http.post("/v1/invitations", json={"email": "a@example.com"}, headers=api.bearer(creator))
+    assert ok.status_code == 201
+    api.stack.handles.append(api.stack.env.client.get_workflow_handle(f"invitation-{ok.json()['id']}"))
