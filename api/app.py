@@ -7,7 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from api import errors
@@ -71,6 +72,20 @@ def create_app(
         responses={503: {"description": "A dependency is unavailable; retry after `Retry-After` seconds."}},
     )
     errors.install(app)
+
+    @app.exception_handler(RuntimeError)
+    async def _temporal_connect(_: Request, exc: RuntimeError) -> JSONResponse:
+        # A lazily connected client raises RuntimeError("Failed client connect: ...") while
+        # Temporal is down: that is an outage (503), not a bug.
+        if str(exc).startswith("Failed client connect"):
+            return errors.error_response(
+                503,
+                "unavailable",
+                "Temporal is unreachable; retry shortly.",
+                {"Retry-After": errors.RETRY_AFTER_S},
+            )
+        raise exc
+
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     for router in (funnel.router, link.router, webhook.router, ops.router, me.router, health.router):
         app.include_router(router)
