@@ -144,6 +144,8 @@ async def run(settings: Settings | None = None) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # httpx logs every request URL at INFO, and users-by-email URLs carry addresses.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(run())
 
 

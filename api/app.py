@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
-from api import errors
+from api import errors, redaction
 from api.auth import Authenticator
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.routes import funnel, health, link, me, ops, webhook
@@ -72,6 +72,7 @@ def create_app(
         responses={503: {"description": "A dependency is unavailable; retry after `Retry-After` seconds."}},
     )
     errors.install(app)
+    redaction.install()
 
     @app.exception_handler(RuntimeError)
     async def _temporal_connect(_: Request, exc: RuntimeError) -> JSONResponse:

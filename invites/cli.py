@@ -20,6 +20,24 @@ def worker() -> None:
 
 
 @app.command()
+def api() -> None:
+    """Run the HTTP API (uvicorn) on INVITES_API_HOST:INVITES_API_PORT."""
+    import uvicorn
+
+    from invites.settings import get_settings
+
+    settings = get_settings()
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=settings.api_host,
+        port=settings.api_port,
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+@app.command()
 def dev() -> None:
     """Run the product on this machine: Temporal dev server and UI, Auth0 sandbox, worker."""
     from invites.devstack import STATE_DIR, run_dev

@@ -1,7 +1,8 @@
 """`invites dev`: the embedded default on one machine, each part a supervised child process.
 
 Parts: the Temporal dev server with its UI (state in `.invites/temporal.db`, search attributes
-registered), the Auth0 sandbox (`python -m sandbox`, state in `.invites/`), and the worker.
+registered), the Auth0 sandbox (`python -m sandbox`, state in `.invites/`), the worker and the
+API.
 Each part's output is prefixed with its name; Ctrl-C stops them all; a second start finds the
 earlier state. Children are separate processes, so nothing here imports the worker or sandbox.
 """
@@ -77,6 +78,7 @@ def parts(settings: Settings) -> list[Part]:
             "INVITES_AUTH0_BASE_URL",
         ),
         Part("worker", [sys.executable, "-m", "invites.cli", "worker"], 0, ""),
+        Part("api", [sys.executable, "-m", "invites.cli", "api"], settings.api_port, "INVITES_API_PORT"),
     ]
 
 
@@ -168,6 +170,7 @@ def _banner(settings: Settings) -> None:
             [
                 "",
                 "invites dev is up",
+                f"  API             http://{settings.api_host}:{settings.api_port}/docs",
                 f"  Temporal UI     http://127.0.0.1:{settings.temporal_ui_port}",
                 f"  Temporal        {settings.temporal_address}",
                 f"  Auth0 sandbox   {settings.auth0_base_url} (client dev-client / dev-secret)",

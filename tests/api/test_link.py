@@ -97,3 +97,24 @@ async def test_a_used_and_a_replaced_link_are_410(api: Api):
     used = await api.http.get(f"/i/{new}")
     assert used.status_code == 410
     assert "already used" in used.text
+
+
+async def test_access_logs_never_carry_the_token(api: Api, caplog):
+    import logging
+
+    from api.redaction import RedactLinkTokens
+
+    _, token = await _pending_link(api, "logs@example.com")
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", f"/i/{token}?x=1", "1.1", 302),
+        None,
+    )
+    assert RedactLinkTokens().filter(record)
+    assert token not in record.getMessage()
+    assert "/i/<redacted>?x=1" in record.getMessage()
+    assert any(isinstance(f, RedactLinkTokens) for f in logging.getLogger("uvicorn.access").filters)
