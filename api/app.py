@@ -14,7 +14,7 @@ from temporalio.client import Client
 from api import errors, redaction
 from api.auth import Authenticator
 from api.metrics import ApiMetrics, MetricsMiddleware
-from api.routes import funnel, health, link, me, ops, webhook
+from api.routes import dev, funnel, health, link, me, ops, webhook
 from api.services import Services
 from invites.auth0 import Auth0Management
 from invites.db.engine import create_engine
@@ -90,4 +90,6 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     for router in (funnel.router, link.router, webhook.router, ops.router, me.router, health.router):
         app.include_router(router)
+    if settings.env == "development":
+        app.include_router(dev.router)  # demo pages: funnel form, outbox, customer space
     return app

@@ -82,7 +82,14 @@ class Settings(BaseSettings):
     default_expires_in: timedelta = timedelta(days=14)
     default_reminders: Annotated[list[timedelta], NoDecode] = [timedelta(days=3), timedelta(days=7)]
     public_base_url: str = "http://127.0.0.1:8000"
-    signin_url: str = "http://127.0.0.1:8100/authorize"
+    # Where /i/{token} sends the invitee: for a tenant, its /authorize URL with the app's client
+    # id, redirect URI, scope and audience (the API adds invitation, login_hint, screen_hint).
+    signin_url: str = (
+        "http://127.0.0.1:8100/authorize?client_id=dev-client&response_type=code"
+        "&redirect_uri=http%3A%2F%2F127.0.0.1%3A8000%2Fapp%2Fcallback"
+        "&scope=openid%20profile%20email&audience=https%3A%2F%2Finvites.local%2Fapi"
+    )
+    claim_namespace: str = "https://invites.dev/"
 
     # Keys and secrets
     token_keys: SecretStr = SecretStr(DEV_TOKEN_KEYS)

@@ -6,6 +6,7 @@ import shutil
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
@@ -41,6 +42,12 @@ async def register_search_attributes(client: Client) -> None:
             search_attributes={name: _INDEXED[kind] for name, kind in SEARCH_ATTRIBUTES.items()},
         )
     )
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Override in a test module (or parametrize) to change a stack's settings."""
+    return {}
 
 
 @pytest.fixture(scope="session")

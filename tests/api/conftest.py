@@ -109,8 +109,10 @@ class Api:
 
 
 @pytest.fixture
-async def api(ts_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Api]:
-    async with _stack(ts_env, tmp_path, {}) as base:
+async def api(
+    ts_env: WorkflowEnvironment, tmp_path: Path, settings_overrides: dict[str, Any]
+) -> AsyncIterator[Api]:
+    async with _stack(ts_env, tmp_path, settings_overrides) as base:
         auth0_url = base.settings.auth0_base_url
         settings = base.settings.model_copy(update={"auth0_issuer": f"{auth0_url}/", "signin_url": SIGNIN})
         stack = Stack(base.env, settings, base.store, base.auth0, base.sendgrid, base.hubspot)

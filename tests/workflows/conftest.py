@@ -196,12 +196,6 @@ def stack_settings(
     return Settings(_env_file=None, **values)
 
 
-@pytest.fixture
-def settings_overrides() -> dict[str, Any]:
-    """Override in a test module to change the stack's settings."""
-    return {}
-
-
 HISTORIES = Path(__file__).parent.parent / "histories"
 
 
