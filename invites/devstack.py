@@ -133,7 +133,8 @@ async def run_dev(settings: Settings | None = None) -> None:
                 *part.argv,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
-                env=os.environ.copy(),
+                # The Action's webhook secret reaches the sandbox by environment, never argv.
+                env={**os.environ, "INVITES_WEBHOOK_SECRET": settings.webhook_secret.get_secret_value()},
                 start_new_session=True,  # Ctrl-C reaches us; we stop children in order
             )
             procs.append(proc)

@@ -1,4 +1,5 @@
-"""The Auth0 Management API subset that auth0-python's `AsyncAuth0` calls, over real HTTP.
+"""A sandbox Auth0 tenant over real HTTP: the Management API subset auth0-python's `AsyncAuth0`
+calls, and the universal login with the real post-login Action (`sandbox.login`).
 
 Point the SDK at it with `AsyncAuth0(base_url=f"{url}/api/v2", token=...)` after fetching a
 token from `POST {url}/oauth/token` (client credentials). Requests, responses, pagination and
@@ -9,15 +10,25 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from sandbox.action_runner import ACTION_TIMEOUT_S, DEFAULT_ACTION, ActionRunner
 from sandbox.auth0_tenant import DATABASE_CONNECTION, Auth0Error, Tenant
 from sandbox.fake_app import FakeService, Handler, parsed_body
 from sandbox.faults import Clock
+from sandbox.login import (
+    DEFAULT_API_AUDIENCE,
+    DEFAULT_REDIRECT_URI,
+    DEFAULT_ROLE_PERMISSIONS,
+    DEFAULT_WEBHOOK_SECRET,
+    DEFAULT_WEBHOOK_URL,
+    UniversalLogin,
+)
 from sandbox.rate_limit import TokenBucket
 from sandbox.signing import SigningKeys
 
@@ -72,7 +83,15 @@ def invalid_query(message: str) -> Auth0Error:
 
 
 class Auth0Fake(FakeService):
-    """A sandbox tenant's Management API, client-credentials token endpoint included."""
+    """A sandbox tenant: Management API, /oauth/token, JWKS and the universal login.
+
+    `audience` is the Management API's (default `<base URL>/api/v2/`), `api_audience` the one
+    user access tokens are issued for. After each interactive or password login the post-login
+    Action at `action` runs under `node` (None: no Action) with the secrets
+    INVITES_WEBHOOK_URL = `webhook_url`, INVITES_WEBHOOK_SECRET = `webhook_secret` and, when
+    given, INVITES_CLAIM_NAMESPACE = `claim_namespace`. `/authorize` without a redirect_uri
+    sends the browser to `redirect_uri`.
+    """
 
     def __init__(
         self,
@@ -80,10 +99,19 @@ class Auth0Fake(FakeService):
         client_id: str = DEV_CLIENT_ID,
         client_secret: str = DEV_CLIENT_SECRET,
         audience: str | None = None,
+        api_audience: str = DEFAULT_API_AUDIENCE,
         state_path: str | Path | None = None,
         token_ttl: float = 86_400,
         rate_limit: float | None = None,
         burst: int | None = None,
+        action: str | Path | None = DEFAULT_ACTION,
+        node: str = "node",
+        action_timeout: float = ACTION_TIMEOUT_S,
+        webhook_url: str = DEFAULT_WEBHOOK_URL,
+        webhook_secret: str = DEFAULT_WEBHOOK_SECRET,
+        claim_namespace: str | None = None,
+        redirect_uri: str = DEFAULT_REDIRECT_URI,
+        role_permissions: Mapping[str, Sequence[str]] = DEFAULT_ROLE_PERMISSIONS,
         clock: Clock = time.time,
     ) -> None:
         super().__init__(clock=clock, error_body=auth0_error_body)
@@ -95,6 +123,22 @@ class Auth0Fake(FakeService):
         self.rate_limit = TokenBucket(rate_limit, burst=burst, clock=clock) if rate_limit else None
         self.tokens_issued = 0
         self.signing = SigningKeys(Path(state_path).with_suffix(".keys.json") if state_path else None)
+        secrets = {"INVITES_WEBHOOK_URL": webhook_url, "INVITES_WEBHOOK_SECRET": webhook_secret}
+        if claim_namespace:
+            secrets["INVITES_CLAIM_NAMESPACE"] = claim_namespace
+        self.login = UniversalLogin(
+            tenant=self.tenant,
+            signing=self.signing,
+            client_id=client_id,
+            client_secret=client_secret,
+            api_audience=api_audience,
+            default_redirect_uri=redirect_uri,
+            actions=ActionRunner(action, node=node, timeout=action_timeout) if action else None,
+            action_secrets=secrets,
+            role_permissions=role_permissions,
+            token_ttl=token_ttl,
+            clock=clock,
+        )
 
     # -- helpers for tests -------------------------------------------------------------------
 
@@ -107,6 +151,9 @@ class Auth0Fake(FakeService):
 
     def role_id(self, name: str) -> str:
         return self.tenant.role_named(name)["id"]
+
+    def logins_count(self, user_id: str) -> int:
+        return int(self.tenant.user(user_id).get("logins_count", 0))
 
     def role_names(self, user_id: str) -> list[str]:
         return sorted(r["name"] for r in self.tenant.roles_of(user_id))
@@ -171,6 +218,7 @@ class Auth0Fake(FakeService):
             web.get(f"{API}/users/{{id}}/roles", self.list_user_roles),
             web.post(f"{API}/users/{{id}}/roles", self.assign_user_roles),
             web.delete(f"{API}/users/{{id}}/roles", self.remove_user_roles),
+            *self.login.routes(),
         ]
 
     async def jwks(self, request: web.Request) -> web.Response:
@@ -178,9 +226,12 @@ class Auth0Fake(FakeService):
         return web.json_response(self.signing.jwks())
 
     async def issue_token(self, request: web.Request) -> web.Response:
-        """Client-credentials grant, form or JSON body, as Auth0's /oauth/token."""
+        """Auth0's /oauth/token, form or JSON body: client credentials for the Management API;
+        authorization code and password for users (`UniversalLogin.token`)."""
         body = await parsed_body(request) or {}
         grant = body.get("grant_type")
+        if grant in ("authorization_code", "password"):
+            return await self.login.token(request, body)
         if grant != "client_credentials":
             return web.json_response(
                 {

@@ -1,7 +1,7 @@
 """The state of the sandbox Auth0 tenant: users, roles, role grants, management tokens.
 
-Kept apart from the HTTP layer so that the Management API fake and, later, the sandbox's login
-pages work on the same tenant. Optionally persisted to a JSON file so `invites dev` keeps its
+Kept apart from the HTTP layer so that the Management API fake and the sandbox's login pages
+(`sandbox.login`) work on the same tenant. Optionally persisted to a JSON file so `invites dev` keeps its
 users across restarts.
 """
 
@@ -176,6 +176,21 @@ class Tenant:
         user["updated_at"] = self.now_iso()
         self.save()
         return user
+
+    def user_in(self, connection: str, email: str) -> dict[str, Any] | None:
+        """The user of a connection with this email (database emails are compared lower-cased)."""
+        wanted = email if connection in SOCIAL_CONNECTIONS else email.lower()
+        return next((u for u in self.users_in(connection) if u["email"] == wanted), None)
+
+    def record_login(self, user_id: str, ip: str | None = None) -> int:
+        """Count a login as Auth0 does (`logins_count`, `last_login`, `last_ip`); the new count."""
+        user = self.user(user_id)
+        user["logins_count"] = int(user.get("logins_count", 0)) + 1
+        user["last_login"] = self.now_iso()
+        if ip:
+            user["last_ip"] = ip
+        self.save()
+        return user["logins_count"]
 
     def check_password(self, user_id: str, password: str) -> bool:
         stored = self.passwords.get(user_id)

@@ -89,7 +89,7 @@ class FakeService(abc.ABC):
                 route=route_key(request),
                 path=request.path,
                 query={k: ",".join(request.query.getall(k)) for k in request.query},
-                json=await parsed_body(request),
+                json=_redacted(await parsed_body(request)),
                 headers=dict(request.headers),
                 at=self.clock(),
             )
@@ -176,3 +176,13 @@ def _describe(scripted: Fault | Hold) -> dict[str, Any]:
     if isinstance(scripted, Hold):
         return {"kind": "hold", "hold": scripted.id}
     return scripted.as_json()
+
+
+SECRET_FIELDS = frozenset({"password", "client_secret"})
+
+
+def _redacted(body: Any) -> Any:
+    """The call log is served at /__fake/calls: keep passwords and client secrets out of it."""
+    if isinstance(body, dict):
+        return {k: ("<redacted>" if k in SECRET_FIELDS else v) for k, v in body.items()}
+    return body
