@@ -10,6 +10,7 @@ import json
 from datetime import timedelta
 from functools import cache
 from typing import Annotated, Literal
+from urllib.parse import quote, urlencode
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -81,14 +82,11 @@ class Settings(BaseSettings):
     email_policy: Literal["match", "any"] = "match"
     default_expires_in: timedelta = timedelta(days=14)
     default_reminders: Annotated[list[timedelta], NoDecode] = [timedelta(days=3), timedelta(days=7)]
-    public_base_url: str = "http://127.0.0.1:8000"
+    # Derived from the API and Auth0 addresses when left unset (see _derive_addresses).
+    public_base_url: str = ""
     # Where /i/{token} sends the invitee: for a tenant, its /authorize URL with the app's client
     # id, redirect URI, scope and audience (the API adds invitation, login_hint, screen_hint).
-    signin_url: str = (
-        "http://127.0.0.1:8100/authorize?client_id=dev-client&response_type=code"
-        "&redirect_uri=http%3A%2F%2F127.0.0.1%3A8000%2Fapp%2Fcallback"
-        "&scope=openid%20profile%20email&audience=https%3A%2F%2Finvites.local%2Fapi"
-    )
+    signin_url: str = ""
     claim_namespace: str = "https://invites.dev/"
 
     # Keys and secrets
@@ -102,14 +100,14 @@ class Settings(BaseSettings):
     auth0_base_url: str = "http://127.0.0.1:8100"
     auth0_client_id: str = "dev-client"
     auth0_client_secret: SecretStr = SecretStr(DEV_AUTH0_CLIENT_SECRET)
-    auth0_audience: str = "http://127.0.0.1:8100/api/v2/"
+    auth0_audience: str = ""  # the Management API audience; default <auth0_base_url>/api/v2/
     auth0_timeout: float = 10.0
 
     # HTTP API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_audience: str = "https://invites.local/api"
-    auth0_issuer: str = "http://127.0.0.1:8100/"
+    auth0_issuer: str = ""  # default <auth0_base_url>/
     auth0_jwks_url: str | None = None  # default: <auth0_base_url>/.well-known/jwks.json
     webhook_receipt_ttl: timedelta = timedelta(days=1)
 
@@ -154,6 +152,27 @@ class Settings(BaseSettings):
     @classmethod
     def _sorted_reminders(cls, value: list[timedelta]) -> list[timedelta]:
         return sorted(value)
+
+    @model_validator(mode="after")
+    def _derive_addresses(self) -> Settings:
+        """Addresses that follow from others unless set: one port change moves them all."""
+        auth0 = self.auth0_base_url.rstrip("/")
+        self.public_base_url = self.public_base_url or f"http://{self.api_host}:{self.api_port}"
+        self.auth0_audience = self.auth0_audience or f"{auth0}/api/v2/"
+        self.auth0_issuer = self.auth0_issuer or f"{auth0}/"
+        if not self.signin_url:
+            query = urlencode(
+                {
+                    "client_id": self.auth0_client_id,
+                    "response_type": "code",
+                    "redirect_uri": f"{self.public_base_url.rstrip('/')}/app/callback",
+                    "scope": "openid profile email",
+                    "audience": self.api_audience,
+                },
+                quote_via=quote,
+            )
+            self.signin_url = f"{auth0}/authorize?{query}"
+        return self
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
