@@ -9,6 +9,7 @@ from temporalio.client import Client
 from api.auth import Authenticator
 from api.metrics import ApiMetrics
 from invites.auth0 import Auth0Management
+from invites.creation import Creator
 from invites.db.store import Store
 from invites.settings import Settings
 from invites.tokens import TokenSigner
@@ -23,3 +24,7 @@ class Services:
     auth: Authenticator
     signer: TokenSigner
     metrics: ApiMetrics
+
+    @property
+    def creator(self) -> Creator:
+        return Creator(self.settings, self.temporal, self.store, self.auth0.roles)

@@ -119,4 +119,5 @@ async def api(
         app = create_app(settings, temporal=ts_env.client)
         async with serve(app) as url, stack.worker(), httpx.AsyncClient(base_url=url, timeout=30) as http:
             yield Api(stack, app, http, url)
-        await terminate_open(stack)
+            # Before the worker stops: nothing left running, no activity cut off mid-flight.
+            await terminate_open(stack)

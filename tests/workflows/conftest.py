@@ -164,6 +164,17 @@ async def stack_state_or_result(handle: WorkflowHandle[Any, InvitationState]) ->
     return await invitations.get_state(handle._client, handle.id.removeprefix("invitation-"))
 
 
+async def _busy(handle: WorkflowHandle[Any, InvitationState]) -> bool:
+    """Still starting (no mail out yet) or with an activity in flight."""
+    description = await handle.describe()
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        return False
+    if description.raw_description.pending_activities:
+        return True
+    state = await handle.query(InvitationWorkflow.state)
+    return state.status == "pending" and state.mails_sent == 0
+
+
 def user_payload(auth0: Auth0Fake, email: str, **extra: Any) -> dict[str, Any]:
     """The Action's `user` block for an account in the fake tenant."""
     user = auth0.user(auth0.tenant.users_by_email(email.lower())[0]["user_id"])
@@ -214,8 +225,16 @@ async def stack(
 
 
 async def terminate_open(stack: Stack) -> None:
-    """Leave no invitation running on the shared server: each test starts from a quiet clock."""
+    """Leave no invitation running on the shared server: each test starts from a quiet clock.
+
+    The time-skipping server does not skip time while an activity or workflow task is
+    outstanding, even for a terminated workflow, so wait (briefly) for them to finish first.
+    """
     for handle in stack.handles:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                while await _busy(handle):
+                    await asyncio.sleep(0.05)
         if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
             await handle.terminate("test finished")
 

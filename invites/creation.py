@@ -1,0 +1,166 @@
+"""Creating and reissuing invitations: the one path shared by the API, the CLI and bulk import.
+
+Store the funnel data, then start the workflow under an id derived from `external_ref` (or an
+idempotency key), so a repeat reaches the same row and the same workflow and nothing doubles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from temporalio.client import Client
+
+from invites.auth0 import RoleDirectory
+from invites.db.records import InvitationRecord
+from invites.db.store import Store
+from invites.ids import invitation_id_for_key, invitation_id_for_ref, new_invitation_id
+from invites.invitations import get_state, start_invitation
+from invites.models import InvitationInput, InvitationState, Status
+from invites.schemas import InvitationCreate
+from invites.settings import Settings
+
+
+class IdempotencyConflict(Exception):
+    """The key (external_ref / Idempotency-Key) was used before with a different body."""
+
+
+class NotReissuable(Exception):
+    def __init__(self, status: Status) -> None:
+        super().__init__(f"Only ended invitations can be reissued; this one is {status.value}.")
+        self.status = status
+
+
+class MissingFunnelData(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Created:
+    state: InvitationState
+    created: bool  # False: the same request was made before (an idempotent repeat)
+
+
+@dataclass
+class Creator:
+    settings: Settings
+    temporal: Client
+    store: Store
+    roles: RoleDirectory
+
+    async def create(self, body: InvitationCreate, idempotency_key: str | None = None) -> Created:
+        """Raises UnknownRoles, IdempotencyConflict; Temporal and database errors propagate."""
+        if body.roles:
+            await self.roles.ids_for(body.roles)
+        request_hash = request_fingerprint(body)
+        record = InvitationRecord(
+            id=_invitation_id(body, idempotency_key),
+            email=body.email.lower(),
+            data=body.data,
+            app_metadata=body.app_metadata,
+            request_hash=request_hash,
+            created_at=datetime.now(UTC),
+            external_ref=body.external_ref,
+            idempotency_key=idempotency_key,
+        )
+        saved = await self.store.save_invitation(record)
+        if not saved.created:
+            if saved.request_hash != request_hash:
+                raise IdempotencyConflict("This key was used before with a different request body.")
+            record = await self.store.get_invitation(saved.invitation_id) or record
+        settings = self.settings
+        expires_in = timedelta(seconds=body.expires_in) if body.expires_in else settings.default_expires_in
+        reminders = body.reminders if body.reminders is not None else _seconds(settings.default_reminders)
+        inp = InvitationInput(
+            invitation_id=record.id,
+            email=str(body.email),
+            roles=body.roles,
+            app_metadata=body.app_metadata,
+            external_ref=body.external_ref,
+            crm_contact_id=body.crm_contact_id,
+            locale=body.locale,
+            created_at=record.created_at,
+            expires_at=record.created_at + expires_in,
+            reminders=reminders,
+            email_policy=body.email_policy or settings.email_policy,
+        )
+        # If Temporal is down this raises after the row is saved; a retry with the same key finds
+        # the row, sees the same body, and starts the same workflow id: nothing duplicates.
+        return await self._start(inp)
+
+    async def reissue(self, invitation_id: str) -> Created:
+        """A new invitation with the same data for an expired, revoked or undeliverable one.
+
+        The new id derives from the old one, so reissuing twice gives the same new invitation.
+        Raises InvitationNotFound, NotReissuable, MissingFunnelData.
+        """
+        old = await get_state(self.temporal, invitation_id)
+        if old.status in (Status.PENDING, Status.ACCEPTED):
+            raise NotReissuable(old.status)
+        record = await self.store.get_invitation(invitation_id)
+        if record is None:
+            raise MissingFunnelData(f"The funnel data of {invitation_id} is missing from the database.")
+        new_id = invitation_id_for_key(f"reissue:{invitation_id}")
+        saved = await self.store.save_invitation(
+            InvitationRecord(
+                id=new_id,
+                email=record.email,
+                data=record.data,
+                app_metadata=record.app_metadata,
+                request_hash=record.request_hash,
+                created_at=datetime.now(UTC),
+                reissued_from=invitation_id,
+            )
+        )
+        stored = await self.store.get_invitation(saved.invitation_id)
+        created_at = stored.created_at if stored else datetime.now(UTC)
+        return await self._start(
+            InvitationInput(
+                invitation_id=new_id,
+                email=old.email,
+                roles=old.roles,
+                app_metadata=record.app_metadata,
+                created_at=created_at,
+                expires_at=created_at + (old.expires_at - old.created_at),
+                reminders=_seconds(self.settings.default_reminders),
+                email_policy=old.email_policy,
+                reissued_from=invitation_id,
+            )
+        )
+
+    async def _start(self, inp: InvitationInput) -> Created:
+        _, started = await start_invitation(self.temporal, self.settings.task_queue, inp)
+        if started:
+            return Created(state=initial_state(inp), created=True)
+        return Created(state=await get_state(self.temporal, inp.invitation_id), created=False)
+
+
+def request_fingerprint(body: InvitationCreate) -> str:
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def initial_state(inp: InvitationInput) -> InvitationState:
+    return InvitationState(
+        invitation_id=inp.invitation_id,
+        email=inp.email,
+        roles=inp.roles,
+        external_ref=inp.external_ref,
+        created_at=inp.created_at,
+        expires_at=inp.expires_at,
+        email_policy=inp.email_policy,
+    )
+
+
+def _invitation_id(body: InvitationCreate, idempotency_key: str | None) -> str:
+    if body.external_ref:
+        return invitation_id_for_ref(body.external_ref)
+    if idempotency_key:
+        return invitation_id_for_key(idempotency_key)
+    return new_invitation_id()
+
+
+def _seconds(durations: list[timedelta]) -> list[int]:
+    return [int(d.total_seconds()) for d in durations]
