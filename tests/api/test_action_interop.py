@@ -1,0 +1,230 @@
+"""The two ends agree: the Auth0 Action's own JavaScript, run under Node, against the Python API.
+
+`auth0/actions/scripts/sign.js` signs with the Action's `signWebhook`; `action_driver.js` runs the
+real `onExecutePostLogin` with an Auth0-shaped `event` and a recording `api`. Both talk to the
+API over a real socket (uvicorn), backed by the time-skipping Temporal server, a worker and the
+fakes, for an invitation created through the API whose token comes from the mail SendGrid got.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.workflows.conftest import user_payload
+
+from .conftest import Api
+
+ROOT = Path(__file__).resolve().parents[2]
+ACTIONS = ROOT / "auth0" / "actions"
+SIGN = ACTIONS / "scripts" / "sign.js"
+DRIVER = Path(__file__).with_name("action_driver.js")
+NODE_TIMEOUT_S = 30
+ROLES_CLAIM = "https://invites.dev/roles"
+ERROR_CLAIM = "https://invites.dev/invitation_error"
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    """The `node` binary, with the Action's npm dependencies installed: never a silent skip."""
+    found = shutil.which("node")
+    if found is None:
+        pytest.fail("node is not on PATH: install Node.js 20+, then run ./scripts/test", pytrace=False)
+    if not (ACTIONS / "node_modules" / "standardwebhooks").is_dir():
+        pytest.fail(
+            "auth0/actions/node_modules is missing: run ./scripts/test (it runs npm ci there)", pytrace=False
+        )
+    return found
+
+
+async def run_node(node: str, script: Path, stdin: dict[str, Any]) -> dict[str, Any]:
+    """Run a Node script with JSON on stdin; its stdout is one JSON document."""
+    proc = await asyncio.create_subprocess_exec(
+        node,
+        str(script),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        # The API answers the Action from this same event loop: never block it while Node runs.
+        async with asyncio.timeout(NODE_TIMEOUT_S):
+            out, err = await proc.communicate(json.dumps(stdin).encode())
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    if proc.returncode != 0:
+        pytest.fail(f"{script.name} exited {proc.returncode}: {err.decode(errors='replace')}", pytrace=False)
+    return json.loads(out)
+
+
+async def invited(api: Api, email: str, **body: Any) -> tuple[dict[str, Any], str]:
+    """An invitation created through the API and the token from the mail SendGrid received."""
+    invitation = await api.created(email, **body)
+    await api.stack.sent(api.stack.handles[-1])
+    return invitation, api.stack.links(email)[-1]
+
+
+def redeem_body(token: str, user: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "invitation.redeem",
+        "invitation": token,
+        "user": user,
+        "connection": {"name": "Username-Password-Authentication", "strategy": "auth0"},
+        "is_new_user": True,
+    }
+
+
+async def sign(node: str, secret: str, payload: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """{"headers", "body"} from the Action's own signing function."""
+    return await run_node(node, SIGN, {"secret": secret, "payload": payload, **extra})
+
+
+async def status_of(api: Api, invitation_id: str) -> dict[str, Any]:
+    response = await api.http.get(f"/v1/invitations/{invitation_id}", headers=api.key)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def secret_of(api: Api) -> str:
+    return api.stack.settings.webhook_secret.get_secret_value()
+
+
+# --- the Action's signing code -------------------------------------------------------------
+
+
+async def test_a_message_signed_by_the_action_code_redeems_the_invitation(api: Api, node: str):
+    invitation, token = await invited(api, "ada@example.com", roles=["customer", "member"])
+    user = api.stack.auth0.create_user("ada@example.com")  # signs up from the link
+    signed = await sign(
+        node, secret_of(api), redeem_body(token, user_payload(api.stack.auth0, "ada@example.com"))
+    )
+
+    response = await api.http.post("/v1/webhooks/auth0", content=signed["body"], headers=signed["headers"])
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "result": "accepted",
+        "invitation_id": invitation["id"],
+        "roles": ["customer", "member"],
+        "grant": "done",
+    }
+    assert api.stack.auth0.role_names(user["user_id"]) == ["customer", "member"]
+    assert (await status_of(api, invitation["id"]))["accepted_by"] == user["user_id"]
+
+    # The Action retries with the very same message when an answer is lost: same answer, no regrant.
+    again = await api.http.post("/v1/webhooks/auth0", content=signed["body"], headers=signed["headers"])
+    assert (again.status_code, again.json()) == (200, response.json())
+    assert again.headers["webhook-replayed"] == "true"
+    assert api.stack.auth0.faults.count("POST /api/v2/users/{id}/roles") == 1
+
+
+def other_secret() -> str:
+    return "whsec_" + base64.b64encode(os.urandom(32)).decode()
+
+
+@pytest.mark.parametrize("how", ["body", "signature", "other-secret", "stale"])
+async def test_an_altered_or_foreign_message_is_401_and_changes_nothing(api: Api, node: str, how: str):
+    invitation, token = await invited(api, "grace@example.com", roles=["admin"])
+    user_id = api.stack.auth0.create_user("grace@example.com")["user_id"]
+    body = redeem_body(token, user_payload(api.stack.auth0, "grace@example.com"))
+    secret = other_secret() if how == "other-secret" else secret_of(api)
+    age = 6 * 60 if how == "stale" else 0  # the API accepts 5 minutes of clock difference
+    signed = await sign(node, secret, body, timestamp=int(time.time()) - age)
+    if how == "body":  # one character of the user id: the grant re-aimed at another account
+        other = user_id[:-1] + ("x" if user_id[-1] != "x" else "y")
+        signed["body"] = signed["body"].replace(user_id, other, 1)
+    elif how == "signature":
+        version, _, mac = signed["headers"]["webhook-signature"].partition(",")
+        signed["headers"]["webhook-signature"] = f"{version},{'A' if mac[0] != 'A' else 'B'}{mac[1:]}"
+
+    response = await api.http.post("/v1/webhooks/auth0", content=signed["body"], headers=signed["headers"])
+
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["code"] == "invalid_signature"
+    assert (await status_of(api, invitation["id"]))["status"] == "pending"
+    assert not api.stack.auth0.role_assignments
+
+
+# --- the real onExecutePostLogin, end to end -----------------------------------------------
+
+
+async def run_action(api: Api, node: str, token: str, user: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """Run `onExecutePostLogin` for `user` logging in with `token`; returns the recorded calls."""
+    calls = await run_node(
+        node,
+        DRIVER,
+        {
+            "token": token,
+            "user": user,
+            "logins_count": 1,
+            "webhook_url": f"{api.url}/v1/webhooks/auth0",
+            "webhook_secret": secret_of(api),
+            **extra,
+        },
+    )
+    assert calls["threw"] is None
+    assert calls["denied"] == []  # the invitation never blocks a login
+    assert not any(token in line for line in calls["logs"])  # the token is a credential
+    return calls
+
+
+async def test_the_real_action_accepts_and_puts_the_roles_in_both_tokens(api: Api, node: str):
+    invitation, token = await invited(
+        api, "Ada@Example.com", roles=["customer", "member"], data={"plan": "pro"}
+    )
+    user = api.stack.auth0.create_user("ada@example.com")
+
+    calls = await run_action(api, node, token, user_payload(api.stack.auth0, "ada@example.com", name="Ada"))
+
+    assert calls["idToken"] == {ROLES_CLAIM: ["customer", "member"]}
+    assert calls["accessToken"] == {ROLES_CLAIM: ["customer", "member"]}
+    assert any(
+        f"redeem ok: accepted invitation_id={invitation['id']} grant=done" in line for line in calls["logs"]
+    )
+    state = await status_of(api, invitation["id"])
+    assert (state["status"], state["accepted_by"]) == ("accepted", user["user_id"])
+    assert api.stack.auth0.role_names(user["user_id"]) == ["customer", "member"]
+
+
+async def test_the_real_action_reports_email_mismatch_and_the_right_person_can_still_accept(
+    api: Api, node: str
+):
+    invitation, token = await invited(api, "ada@example.com", roles=["customer"], email_policy="match")
+    mallory = api.stack.auth0.create_user("mallory@example.com")
+
+    calls = await run_action(api, node, token, user_payload(api.stack.auth0, "mallory@example.com"))
+
+    assert calls["idToken"] == {ERROR_CLAIM: "email_mismatch"}
+    assert calls["accessToken"] == {ERROR_CLAIM: "email_mismatch"}
+    assert (await status_of(api, invitation["id"]))["status"] == "pending"
+    assert api.stack.auth0.role_names(mallory["user_id"]) == []
+
+    ada = api.stack.auth0.create_user("ada@example.com")
+    calls = await run_action(api, node, token, user_payload(api.stack.auth0, "ada@example.com"))
+    assert calls["idToken"] == {ROLES_CLAIM: ["customer"]}
+    assert (await status_of(api, invitation["id"]))["accepted_by"] == ada["user_id"]
+
+
+async def test_the_real_action_with_a_wrong_secret_lets_the_login_through_as_unavailable(api: Api, node: str):
+    invitation, token = await invited(api, "lin@example.com", roles=["customer"])
+    api.stack.auth0.create_user("lin@example.com")
+    wrong = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+
+    calls = await run_action(
+        api, node, token, user_payload(api.stack.auth0, "lin@example.com"), webhook_secret=wrong
+    )
+
+    assert calls["idToken"] == {ERROR_CLAIM: "unavailable"}
+    assert any("status=401 (check INVITES_WEBHOOK_SECRET)" in line for line in calls["logs"])
+    assert (await status_of(api, invitation["id"]))["status"] == "pending"
