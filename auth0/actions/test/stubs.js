@@ -6,7 +6,8 @@ const http = require("node:http");
 const util = require("node:util");
 const { Webhook } = require("standardwebhooks");
 
-const SECRET = "whsec_aW52aXRlcy1kZXYtd2ViaG9vay1zZWNyZXQtMDAwMSE=";
+// A test secret built from a readable phrase (the same as the public dev secret).
+const SECRET = "whsec_" + Buffer.from("invites-dev-webhook-secret-0001!").toString("base64");
 const TOKEN = "v1.k1.inv_01HZX7Q3J4C5B6N7M8P9R0S1T2.1.Zm9vYmFyYmF6cXV4cXV1eA";
 const NS = "https://invites.dev/";
 
