@@ -26,10 +26,10 @@ class ApiMetrics:
         self.redemptions = Counter(
             "invites_redemptions", "Webhook redemptions by result", ["result"], registry=self.registry
         )
-        self.temporal_calls_avoided = Counter(
-            "invites_forged_tokens",
-            "Forged or altered tokens rejected before any Temporal call",
-            ["route"],
+        self.rejected_early = Counter(
+            "invites_rejected_before_temporal",
+            "Requests refused before any Temporal call (forged token, bad webhook signature)",
+            ["route", "reason"],
             registry=self.registry,
         )
 

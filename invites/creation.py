@@ -64,6 +64,10 @@ class Creator:
             created_at=datetime.now(UTC),
             external_ref=body.external_ref,
             idempotency_key=idempotency_key,
+            options=body.model_dump(
+                mode="json",
+                include={"roles", "locale", "crm_contact_id", "expires_in", "reminders", "email_policy"},
+            ),
         )
         saved = await self.store.save_invitation(record)
         if not saved.created:
@@ -112,19 +116,25 @@ class Creator:
                 request_hash=record.request_hash,
                 created_at=datetime.now(UTC),
                 reissued_from=invitation_id,
+                options=record.options,
             )
         )
         stored = await self.store.get_invitation(saved.invitation_id)
         created_at = stored.created_at if stored else datetime.now(UTC)
+        asked = record.options
+        reminders = asked.get("reminders")
         return await self._start(
             InvitationInput(
                 invitation_id=new_id,
                 email=old.email,
                 roles=old.roles,
                 app_metadata=record.app_metadata,
+                crm_contact_id=asked.get("crm_contact_id"),
+                locale=asked.get("locale") or "en",
                 created_at=created_at,
+                # The same lifetime as the original (set or default), counted from now.
                 expires_at=created_at + (old.expires_at - old.created_at),
-                reminders=_seconds(self.settings.default_reminders),
+                reminders=reminders if reminders is not None else _seconds(self.settings.default_reminders),
                 email_policy=old.email_policy,
                 reissued_from=invitation_id,
             )

@@ -11,7 +11,16 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from invites.models import EmailPolicy, GrantState, InvitationState, Status
 
@@ -22,6 +31,9 @@ MAX_EXPIRES_IN = 90 * 86400
 ROLE_NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.:-]{0,63}$"
 # Visibility query values are quoted: refuse quotes and backslashes outright.
 SAFE_TEXT = r'^[^"\\\x00-\x1f]{1,200}$'
+# RFC 3339 with a time zone: what `format: date-time` promises. pydantic alone would also take
+# "7" (seconds since 1970) or a date without a time.
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 class _Input(BaseModel):
@@ -32,7 +44,19 @@ def _json_size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 
 
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not RFC3339.match(value):
+        raise ValueError("use an RFC 3339 date-time with a time zone, e.g. 2026-12-31T00:00:00Z")
+    return value
+
+
 RoleName = Annotated[str, Field(pattern=ROLE_NAME)]
+DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+# FastAPI validates the decoded JSON in pydantic's lax mode, where "3600" is an int and "yes" a
+# bool; the OpenAPI document says integer and boolean, so the inputs hold to it.
+Seconds = Annotated[int, Field(strict=True)]
 
 
 class InvitationCreate(_Input):
@@ -67,10 +91,10 @@ class InvitationCreate(_Input):
     )
     crm_contact_id: str | None = Field(None, pattern=SAFE_TEXT, max_length=64)
     locale: str = Field("en", pattern=r"^[a-zA-Z]{2,3}([_-][a-zA-Z0-9]{2,8})?$")
-    expires_in: int | None = Field(
+    expires_in: Seconds | None = Field(
         None, ge=MIN_EXPIRES_IN, le=MAX_EXPIRES_IN, description="Seconds until expiry (1 hour .. 90 days)."
     )
-    reminders: list[Annotated[int, Field(gt=0, le=MAX_EXPIRES_IN)]] | None = Field(
+    reminders: list[Annotated[Seconds, Field(gt=0, le=MAX_EXPIRES_IN)]] | None = Field(
         None, max_length=10, description="Reminder offsets in seconds after sending."
     )
     email_policy: EmailPolicy | None = None
@@ -170,12 +194,12 @@ class RevokeRequest(_Input):
 
 
 class ResendRequest(_Input):
-    rotate: bool = Field(False, description="Make earlier links answer stale_link.")
+    rotate: bool = Field(False, strict=True, description="Make earlier links answer stale_link.")
 
 
 class ExtendRequest(_Input):
-    expires_at: datetime | None = None
-    expires_in: int | None = Field(
+    expires_at: DateTime | None = None
+    expires_in: Seconds | None = Field(
         None, ge=MIN_EXPIRES_IN, le=MAX_EXPIRES_IN, description="Seconds from now."
     )
 
@@ -183,8 +207,6 @@ class ExtendRequest(_Input):
     def _one_of(self) -> ExtendRequest:
         if (self.expires_at is None) == (self.expires_in is None):
             raise ValueError("give exactly one of expires_at and expires_in")
-        if self.expires_at is not None and self.expires_at.tzinfo is None:
-            raise ValueError("expires_at needs a time zone (e.g. 2026-12-31T00:00:00Z)")
         return self
 
 

@@ -55,7 +55,7 @@ async def open_link(token: str, services: ServicesDep) -> Response:
     try:
         link = services.signer.verify(token)  # before any Temporal call
     except InvalidToken:
-        services.metrics.temporal_calls_avoided.labels("link").inc()
+        services.metrics.rejected_early.labels("link", "forged_token").inc()
         return page(404, *UNKNOWN)
     try:
         state = await get_state(services.temporal, link.invitation_id)

@@ -12,7 +12,11 @@ router = APIRouter(tags=["customer space"])
 
 
 @router.get(
-    "/v1/me", response_model=Me, responses={403: {"model": ErrorBody, "description": "Not a user token"}}
+    "/v1/me",
+    response_model=Me,
+    responses={
+        403: {"model": ErrorBody, "description": "`forbidden`: an API key, not a user's access token"},
+    },
 )
 async def me(principal: PrincipalDep, services: ServicesDep) -> Me:
     """The caller's linked invitations and the funnel data they carry (only the caller's)."""

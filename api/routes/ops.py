@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
+import hmac
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, TypeVar
@@ -18,9 +20,10 @@ from api.services import Services
 from invites import invitations
 from invites import temporal as names
 from invites.db.records import InvitationRecord
-from invites.ids import ID_PATTERN, invitation_id_for_key
+from invites.ids import ID_PATTERN, id_from_bytes
 from invites.invitations import InvitationNotFound, InvitationRejected, get_state, start_invitation
 from invites.models import InvitationInput, InvitationState, Reason, Status
+from invites.redemption import MAX_LIFETIME
 from invites.schemas import (
     SAFE_TEXT,
     ErrorBody,
@@ -37,9 +40,23 @@ T = TypeVar("T")
 
 InvitationId = Annotated[str, Path(pattern=ID_PATTERN.pattern, examples=["inv_01JD0Z3Q6W7N9V4X2B8C5M1K0T"])]
 NOT_FOUND = {404: {"model": ErrorBody, "description": "No such invitation"}}
-REFUSED = {409: {"model": ErrorBody, "description": "Refused in the invitation's state (reason code)"}}
+REFUSED = {409: {"model": ErrorBody, "description": "`already_redeemed`: the invitation was accepted"}}
+GONE_RESPONSE = {
+    410: {
+        "model": ErrorBody,
+        "description": "The invitation has ended: `expired`, `revoked`, `undeliverable`",
+    }
+}
+STEERED = {**NOT_FOUND, **REFUSED, **GONE_RESPONSE}
 SETTLE_WAIT_S = 2.0
+PAGE_MAC = 16  # bytes of HMAC-SHA256 on each page token
 GONE = {Reason.EXPIRED.value, Reason.REVOKED.value, Reason.UNDELIVERABLE.value, Reason.STALE_LINK.value}
+ENDED = {
+    Status.ACCEPTED: Reason.ALREADY_REDEEMED.value,
+    Status.EXPIRED: Reason.EXPIRED.value,
+    Status.REVOKED: Reason.REVOKED.value,
+    Status.UNDELIVERABLE: Reason.UNDELIVERABLE.value,
+}
 
 
 @router.get("/{invitation_id}", response_model=InvitationPublic, responses=NOT_FOUND)
@@ -68,31 +85,44 @@ async def list_invitations(
         clauses.append(f'InvitationEmail="{email.strip().lower()}"')
     if ref:
         clauses.append(f'InvitationRef="{ref}"')
-    try:
-        token = base64.urlsafe_b64decode(page_token) if page_token else None
-    except (binascii.Error, ValueError):
-        raise ApiError(422, "invalid_request", "page_token is not one this API returned.") from None
-    page = services.temporal.list_workflows(" AND ".join(clauses), page_size=page_size, next_page_token=token)
+    query = " AND ".join(clauses)
+    keys = [key for _, key in services.settings.token_keyring]
+    token = _open_page_token(keys, query, page_token) if page_token else None
+    page = services.temporal.list_workflows(query, page_size=page_size, next_page_token=token)
     await page.fetch_next_page()  # exactly one page per request
     items = [_summary(execution) for execution in page.current_page or []]
     next_token = page.next_page_token
     return InvitationPage(
-        items=items,
-        next_page_token=base64.urlsafe_b64encode(next_token).decode() if next_token else None,
+        items=items, next_page_token=_seal_page_token(keys[0], query, next_token) if next_token else None
     )
 
 
-@router.post("/{invitation_id}/revoke", response_model=InvitationPublic, responses={**NOT_FOUND, **REFUSED})
+@router.post(
+    "/{invitation_id}/revoke",
+    response_model=InvitationPublic,
+    responses={
+        **STEERED,
+        202: {"model": InvitationPublic, "description": "Revocation sent; the workflow applies it shortly"},
+    },
+)
 async def revoke_invitation(
-    invitation_id: InvitationId, body: RevokeRequest, services: ServicesDep, _: ManagerDep
+    invitation_id: InvitationId,
+    body: RevokeRequest,
+    response: Response,
+    services: ServicesDep,
+    _: ManagerDep,
 ) -> InvitationPublic:
-    """Withdraw a pending invitation; its link stops working."""
+    """Withdraw a pending invitation; its link stops working.
+
+    202 when the workflow has not applied the revocation yet (it will: the signal is durable).
+    """
+    _only_pending(await _state(services, invitation_id), "revoked")
     await _refusals(invitations.revoke(services.temporal, invitation_id, body.reason))
     state = await _settled(services, invitation_id, lambda s: s.status != Status.PENDING)
-    if state.status != Status.REVOKED:
-        raise ApiError(
-            409, _reason_for(state.status), f"The invitation is {state.status.value}, not revoked."
-        )
+    if state.status == Status.PENDING:
+        response.status_code = 202
+    elif state.status != Status.REVOKED:  # accepted or expired in the meantime
+        _only_pending(state, "revoked")
     return InvitationPublic.from_state(state)
 
 
@@ -100,19 +130,31 @@ async def revoke_invitation(
     "/{invitation_id}/resend",
     status_code=202,
     response_model=InvitationPublic,
-    responses={**NOT_FOUND, **REFUSED},
+    responses=STEERED,
 )
 async def resend_invitation(
     invitation_id: InvitationId, body: ResendRequest, services: ServicesDep, _: ManagerDep
 ) -> InvitationPublic:
     """Send the invitation mail again; `rotate: true` makes earlier links answer `stale_link`."""
-    before = await _state(services, invitation_id)
+    before = _only_pending(await _state(services, invitation_id), "resent")
     await _refusals(invitations.resend(services.temporal, invitation_id, body.rotate))
-    state = await _settled(services, invitation_id, lambda s: s.mails_sent > before.mails_sent)
+    state = await _settled(
+        services, invitation_id, lambda s: s.mails_sent > before.mails_sent or s.status != Status.PENDING
+    )
     return InvitationPublic.from_state(state)
 
 
-@router.post("/{invitation_id}/extend", response_model=InvitationPublic, responses={**NOT_FOUND, **REFUSED})
+@router.post(
+    "/{invitation_id}/extend",
+    response_model=InvitationPublic,
+    responses={
+        **STEERED,
+        422: {
+            "model": ErrorBody,
+            "description": "`invalid_request`, or `invalid_expiry`: past or beyond 90 days",
+        },
+    },
+)
 async def extend_invitation(
     invitation_id: InvitationId, body: ExtendRequest, services: ServicesDep, _: ManagerDep
 ) -> InvitationPublic:
@@ -126,7 +168,11 @@ async def extend_invitation(
     "/{invitation_id}/reissue",
     status_code=201,
     response_model=InvitationPublic,
-    responses={**NOT_FOUND, **REFUSED},
+    responses={
+        **NOT_FOUND,
+        200: {"model": InvitationPublic, "description": "Reissued before: the same new invitation"},
+        409: {"model": ErrorBody, "description": "`not_reissuable`: the invitation is pending or accepted"},
+    },
 )
 async def reissue_invitation(
     invitation_id: InvitationId, response: Response, services: ServicesDep, _: ManagerDep
@@ -143,7 +189,7 @@ async def reissue_invitation(
     record = await services.store.get_invitation(invitation_id)
     if record is None:
         raise ApiError(404, "not_found", "The invitation's funnel data is missing from the database.")
-    new_id = invitation_id_for_key(f"reissue:{invitation_id}")
+    new_id = _reissue_id(invitation_id)
     now = datetime.now(UTC)
     saved = await services.store.save_invitation(
         InvitationRecord(
@@ -163,8 +209,12 @@ async def reissue_invitation(
         email=old.email,
         roles=old.roles,
         app_metadata=record.app_metadata,
+        # The funnel's ref stays with the old invitation in the database (it names that id);
+        # the new workflow carries it so ops and the CRM find both under it.
+        external_ref=old.external_ref,
         created_at=created_at,
-        expires_at=created_at + (old.expires_at - old.created_at),
+        # The old lifetime, extensions included, within the 90-day ceiling.
+        expires_at=created_at + min(old.expires_at - old.created_at, MAX_LIFETIME),
         reminders=[int(r.total_seconds()) for r in services.settings.default_reminders],
         email_policy=old.email_policy,
         reissued_from=invitation_id,
@@ -178,11 +228,18 @@ async def reissue_invitation(
             invitation_id=new_id,
             email=inp.email,
             roles=inp.roles,
+            external_ref=inp.external_ref,
             created_at=inp.created_at,
             expires_at=inp.expires_at,
             email_policy=inp.email_policy,
         )
     )
+
+
+def _reissue_id(invitation_id: str) -> str:
+    """The stable id of an invitation's reissue, in a namespace of its own (no funnel
+    `external_ref` or `Idempotency-Key` can name it), so a repeated reissue finds it."""
+    return id_from_bytes(hashlib.sha256(b"invites/reissue\x00" + invitation_id.encode()).digest()[:16])
 
 
 async def _state(services: Services, invitation_id: str) -> InvitationState:
@@ -217,12 +274,43 @@ async def _settled(
         await asyncio.sleep(0.1)
 
 
-def _reason_for(status: Status) -> str:
-    return {
-        Status.ACCEPTED: Reason.ALREADY_REDEEMED.value,
-        Status.EXPIRED: Reason.EXPIRED.value,
-        Status.UNDELIVERABLE: Reason.UNDELIVERABLE.value,
-    }.get(status, "conflict")
+def _only_pending(state: InvitationState, verb: str) -> InvitationState:
+    """Refuse an operation on an ended invitation with its reason code, as its messages do."""
+    if state.status == Status.PENDING:
+        return state
+    reason = ENDED[state.status]
+    hint = "." if state.status == Status.ACCEPTED else "; reissue it to invite the person again."
+    raise ApiError(
+        410 if reason in GONE else 409,
+        reason,
+        f"The invitation is {state.status.value}, so it cannot be {verb}{hint}",
+    )
+
+
+def _page_mac(key: bytes, query: str, token: bytes) -> bytes:
+    return hmac.digest(key, b"invites/page-token\x00" + query.encode() + b"\x00" + token, "sha256")[:PAGE_MAC]
+
+
+def _seal_page_token(key: bytes, query: str, token: bytes) -> str:
+    """Temporal's page token, MACed with the query it continues."""
+    return base64.urlsafe_b64encode(_page_mac(key, query, token) + token).decode()
+
+
+def _open_page_token(keys: list[bytes], query: str, sealed: str) -> bytes:
+    """Only a token this API issued for the same filters reaches Temporal: the server answers
+    a foreign one with an opaque error that its client retries for seconds."""
+    try:
+        raw = base64.urlsafe_b64decode(sealed)
+    except (binascii.Error, ValueError):
+        raw = b""
+    mac, token = raw[:PAGE_MAC], raw[PAGE_MAC:]
+    if token and any(hmac.compare_digest(mac, _page_mac(key, query, token)) for key in keys):
+        return token
+    raise ApiError(
+        422,
+        "invalid_request",
+        "page_token is not one this API returned for these filters; start again without it.",
+    )
 
 
 def _summary(execution: WorkflowExecution) -> InvitationSummary:

@@ -48,7 +48,7 @@ async def auth0_webhook(request: Request, services: ServicesDep) -> JSONResponse
         # Verifies the HMAC over id.timestamp.body and a 5-minute timestamp tolerance.
         Webhook(services.settings.webhook_secret.get_secret_value()).verify(body, dict(request.headers))
     except WebhookVerificationError:
-        services.metrics.temporal_calls_avoided.labels("webhook").inc()
+        services.metrics.rejected_early.labels("webhook", "bad_signature").inc()
         raise ApiError(401, "invalid_signature", "The webhook signature or timestamp is not valid.") from None
     webhook_id = request.headers["webhook-id"]
     seen = await services.store.get_webhook(webhook_id)
@@ -74,7 +74,7 @@ async def _redeem(services: Services, body: bytes) -> tuple[int, dict[str, Any]]
     try:
         link = services.signer.verify(event.invitation)
     except InvalidToken:
-        services.metrics.temporal_calls_avoided.labels("webhook").inc()
+        services.metrics.rejected_early.labels("webhook", "forged_token").inc()
         return 404, _error("invalid_link", "The invitation link is not valid.")
     req = RedeemInput(
         generation=link.generation,

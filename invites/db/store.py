@@ -59,6 +59,7 @@ class Store:
             "request_hash": rec.request_hash,
             "idempotency_key": rec.idempotency_key,
             "reissued_from": rec.reissued_from,
+            "options": rec.options,
             "created_at": rec.created_at,
         }
         async with self._writes.begin() as session:
@@ -245,6 +246,7 @@ def _invitation(row: Invitation) -> InvitationRecord:
         external_ref=row.external_ref,
         idempotency_key=row.idempotency_key,
         reissued_from=row.reissued_from,
+        options=row.options or {},
     )
 
 

@@ -65,6 +65,8 @@ class Invitation(Base):
     request_hash: Mapped[str]
     idempotency_key: Mapped[str | None] = mapped_column(unique=True)
     reissued_from: Mapped[str | None]
+    # How the invitation was asked for (roles, locale, reminders, policy...): a reissue repeats it.
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime]
 
 

@@ -114,3 +114,16 @@ async def test_without_credentials_401_and_without_permission_403(api: Api):
     ok = await api.http.post("/v1/invitations", json={"email": "a@example.com"}, headers=api.bearer(creator))
     assert ok.status_code == 201
     api.stack.handles.append(api.stack.env.client.get_workflow_handle(f"invitation-{ok.json()['id']}"))
+
+
+async def test_an_empty_reminder_list_means_no_reminders(api: Api):
+    from datetime import timedelta
+
+    await api.created("quiet@example.com", reminders=[], expires_in=10 * 86400, locale="fr")
+    handle = api.stack.handles[-1]
+    await api.stack.sent(handle)
+    await api.stack.env.sleep(timedelta(days=9))
+    state = await api.stack.state(handle)
+    assert (state.status, state.reminders_sent, state.mails_sent) == ("pending", 0, 1)
+    mail = api.stack.sendgrid.messages_to("quiet@example.com")[0]
+    assert mail.subject.startswith("Votre invitation")  # the locale reached the mail

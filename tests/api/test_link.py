@@ -56,7 +56,7 @@ async def test_a_forged_token_is_404_without_asking_temporal(api: Api):
             assert response.status_code == 404
             assert "not valid" in response.text
         metrics = (await http.get("/metrics")).text
-    assert 'invites_forged_tokens_total{route="link"} 4.0' in metrics
+    assert 'invites_rejected_before_temporal_total{reason="forged_token",route="link"} 4.0' in metrics
 
 
 async def test_opening_the_link_five_times_then_redeeming_is_accepted(api: Api):
