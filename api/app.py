@@ -17,6 +17,7 @@ from api.metrics import ApiMetrics, MetricsMiddleware
 from api.routes import dev, funnel, health, link, me, ops, webhook
 from api.services import Services
 from invites.auth0 import Auth0Management
+from invites.creation import Clock, wall_clock
 from invites.db.engine import create_engine
 from invites.db.migrate import upgrade
 from invites.db.store import Store
@@ -39,6 +40,7 @@ def create_app(
     *,
     temporal: Client | None = None,
     authenticator: Authenticator | None = None,
+    clock: Clock = wall_clock,
 ) -> FastAPI:
     """Build the app. Tests pass their own Temporal client (a test server) and settings."""
     settings = settings or get_settings()
@@ -58,6 +60,7 @@ def create_app(
                 auth=authenticator or Authenticator(settings),
                 signer=TokenSigner(settings.token_keyring),
                 metrics=metrics,
+                clock=clock,
             )
             try:
                 yield

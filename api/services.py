@@ -9,7 +9,7 @@ from temporalio.client import Client
 from api.auth import Authenticator
 from api.metrics import ApiMetrics
 from invites.auth0 import Auth0Management
-from invites.creation import Creator
+from invites.creation import Clock, Creator, wall_clock
 from invites.db.store import Store
 from invites.settings import Settings
 from invites.tokens import TokenSigner
@@ -24,7 +24,8 @@ class Services:
     auth: Authenticator
     signer: TokenSigner
     metrics: ApiMetrics
+    clock: Clock = wall_clock
 
     @property
     def creator(self) -> Creator:
-        return Creator(self.settings, self.temporal, self.store, self.auth0.roles)
+        return Creator(self.settings, self.temporal, self.store, self.auth0.roles, self.clock)

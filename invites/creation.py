@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from temporalio.client import Client
 
 from invites.auth0 import RoleDirectory
+from invites.codec import email_search_keys
 from invites.db.records import InvitationRecord
 from invites.db.store import Store
 from invites.ids import invitation_id_for_key, invitation_id_for_ref, new_invitation_id
@@ -43,12 +45,21 @@ class Created:
     created: bool  # False: the same request was made before (an idempotent repeat)
 
 
+async def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+Clock = Callable[[], Awaitable[datetime]]
+
+
 @dataclass
 class Creator:
     settings: Settings
     temporal: Client
     store: Store
     roles: RoleDirectory
+    # Where "now" comes from: the wall clock, or (in tests) the time-skipping server's clock.
+    clock: Clock = wall_clock
 
     async def create(self, body: InvitationCreate, idempotency_key: str | None = None) -> Created:
         """Raises UnknownRoles, IdempotencyConflict; Temporal and database errors propagate."""
@@ -61,7 +72,7 @@ class Creator:
             data=body.data,
             app_metadata=body.app_metadata,
             request_hash=request_hash,
-            created_at=datetime.now(UTC),
+            created_at=await self.clock(),
             external_ref=body.external_ref,
             idempotency_key=idempotency_key,
             options=body.model_dump(
@@ -89,6 +100,7 @@ class Creator:
             expires_at=record.created_at + expires_in,
             reminders=reminders,
             email_policy=body.email_policy or settings.email_policy,
+            email_key=email_search_keys(settings, str(body.email))[0],
         )
         # If Temporal is down this raises after the row is saved; a retry with the same key finds
         # the row, sees the same body, and starts the same workflow id: nothing duplicates.
@@ -107,6 +119,7 @@ class Creator:
         if record is None:
             raise MissingFunnelData(f"The funnel data of {invitation_id} is missing from the database.")
         new_id = invitation_id_for_key(f"reissue:{invitation_id}")
+        now = await self.clock()
         saved = await self.store.save_invitation(
             InvitationRecord(
                 id=new_id,
@@ -114,13 +127,13 @@ class Creator:
                 data=record.data,
                 app_metadata=record.app_metadata,
                 request_hash=record.request_hash,
-                created_at=datetime.now(UTC),
+                created_at=now,
                 reissued_from=invitation_id,
                 options=record.options,
             )
         )
         stored = await self.store.get_invitation(saved.invitation_id)
-        created_at = stored.created_at if stored else datetime.now(UTC)
+        created_at = stored.created_at if stored else now
         asked = record.options
         reminders = asked.get("reminders")
         return await self._start(
@@ -137,6 +150,7 @@ class Creator:
                 reminders=reminders if reminders is not None else _seconds(self.settings.default_reminders),
                 email_policy=old.email_policy,
                 reissued_from=invitation_id,
+                email_key=email_search_keys(self.settings, old.email)[0],
             )
         )
 

@@ -52,7 +52,7 @@ QUERY_TIMEOUT = timedelta(seconds=10)
 def initial_search_attributes(inp: InvitationInput) -> TypedSearchAttributes:
     pairs = [
         SearchAttributePair(names.STATUS, "pending"),
-        SearchAttributePair(names.EMAIL, inp.email.lower()),
+        SearchAttributePair(names.EMAIL, inp.email_search_value),
         SearchAttributePair(names.EXPIRES_AT, inp.expires_at),
     ]
     if inp.external_ref:
@@ -124,7 +124,9 @@ async def get_state(client: Client, invitation_id: str) -> InvitationState:
     return await handle.query(STATE, result_type=InvitationState, rpc_timeout=QUERY_TIMEOUT)
 
 
-async def redeem(client: Client, invitation_id: str, req: RedeemInput) -> RedeemResult:
+async def redeem(
+    client: Client, invitation_id: str, req: RedeemInput, now: datetime | None = None
+) -> RedeemResult:
     handle = handle_for(client, invitation_id)
     try:
         return await handle.execute_update(REDEEM, req, result_type=RedeemResult)
@@ -135,7 +137,7 @@ async def redeem(client: Client, invitation_id: str, req: RedeemInput) -> Redeem
             raise _not_found_or(err, invitation_id) from None
     # The workflow has ended: answer from its final state with the validator's own rules.
     final = await _final_state(handle, invitation_id)
-    reason = redeem_rejection(final, req, datetime.now(UTC))
+    reason = redeem_rejection(final, req, now or datetime.now(UTC))
     if reason is not None:
         raise InvitationRejected(reason.value)
     if final.status != Status.ACCEPTED:  # ended otherwise yet not rejected: cannot happen

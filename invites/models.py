@@ -63,6 +63,13 @@ class InvitationInput(_Model):
     reminders: list[int] = Field(default_factory=lambda: [3 * 86400, 7 * 86400])
     email_policy: EmailPolicy = "match"
     reissued_from: str | None = None
+    # What InvitationEmail holds: the lower-cased address, or its keyed hash when payloads are
+    # encrypted (computed by the starter, which has the keys; see invites/codec.py).
+    email_key: str | None = None
+
+    @property
+    def email_search_value(self) -> str:
+        return self.email_key or self.email.lower()
 
 
 class InvitationState(_Model):

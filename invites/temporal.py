@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
-from temporalio.contrib.pydantic import pydantic_data_converter
 
+from invites.codec import build_data_converter
 from invites.settings import Settings
 
 WORKFLOW_TYPE = "InvitationWorkflow"
@@ -39,6 +39,6 @@ async def build_temporal_client(settings: Settings, *, lazy: bool = False) -> Cl
         namespace=settings.temporal_namespace,
         api_key=api_key,
         tls=settings.temporal_tls or api_key is not None,
-        data_converter=pydantic_data_converter,
+        data_converter=build_data_converter(settings),
         lazy=lazy,
     )

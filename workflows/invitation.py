@@ -303,7 +303,7 @@ class InvitationWorkflow:
     def _publish_search_attributes(self) -> None:
         pairs = [
             SearchAttributePair(names.STATUS, self._state.status.value),
-            SearchAttributePair(names.EMAIL, self._inp.email.lower()),
+            SearchAttributePair(names.EMAIL, self._inp.email_search_value),
             SearchAttributePair(names.EXPIRES_AT, self._state.expires_at),
         ]
         if self._inp.external_ref:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -63,7 +62,7 @@ async def open_link(token: str, services: ServicesDep) -> Response:
         return page(404, *UNKNOWN)
     if state.status != Status.PENDING:
         return page(410, *GONE[state.status])
-    if datetime.now(UTC) >= state.expires_at:  # the expiry timer is about to fire
+    if await services.clock() >= state.expires_at:  # the expiry timer is about to fire
         return page(410, *GONE[Status.EXPIRED])
     if link.generation < state.generation:
         return page(410, *STALE)

@@ -83,7 +83,7 @@ async def _redeem(services: Services, body: bytes) -> tuple[int, dict[str, Any]]
         is_new_user=event.is_new_user,
     )
     try:
-        result = await redeem(services.temporal, link.invitation_id, req)
+        result = await redeem(services.temporal, link.invitation_id, req, await services.clock())
     except InvitationNotFound:
         return 404, _error("invalid_link", "The invitation link is not valid.")
     except InvitationRejected as rejected:

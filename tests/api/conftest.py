@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -74,7 +75,7 @@ class Api:
             "/v1/invitations", json={"email": email, **body}, headers={**self.key, **(headers or {})}
         )
         if response.status_code in (200, 201):  # so the test's end terminates what it left open
-            self.stack.handles.append(handle_for(self.stack.env.client, response.json()["id"]))
+            self.stack.handles.append(handle_for(self.stack.client, response.json()["id"]))
         return response
 
     async def created(self, email: str = "ada@example.com", **body: Any) -> dict[str, Any]:
@@ -115,8 +116,8 @@ async def api(
     async with _stack(ts_env, tmp_path, settings_overrides) as base:
         auth0_url = base.settings.auth0_base_url
         settings = base.settings.model_copy(update={"auth0_issuer": f"{auth0_url}/", "signin_url": SIGNIN})
-        stack = Stack(base.env, settings, base.store, base.auth0, base.sendgrid, base.hubspot)
-        app = create_app(settings, temporal=ts_env.client)
+        stack = dataclasses.replace(base, settings=settings)
+        app = create_app(settings, temporal=stack.client, clock=stack.now)
         async with serve(app) as url, stack.worker(), httpx.AsyncClient(base_url=url, timeout=30) as http:
             yield Api(stack, app, http, url)
             # Before the worker stops: nothing left running, no activity cut off mid-flight.
