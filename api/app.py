@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator
 
 import httpx
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from api import errors, redaction
 from api.auth import Authenticator
 from api.metrics import ApiMetrics, MetricsMiddleware
-from api.routes import dev, funnel, health, link, me, ops, webhook
+from api.routes import codec, dev, funnel, health, link, me, ops, webhook
 from api.services import Services
 from invites.auth0 import Auth0Management
 from invites.creation import Clock, wall_clock
@@ -91,7 +92,23 @@ def create_app(
         raise exc
 
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    for router in (funnel.router, link.router, webhook.router, ops.router, me.router, health.router):
+    # The Temporal UI calls the codec endpoint from the browser.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.ui_origins,
+        allow_methods=["POST", "OPTIONS"],
+        allow_headers=["*"],
+        allow_credentials=True,
+    )
+    for router in (
+        funnel.router,
+        link.router,
+        webhook.router,
+        ops.router,
+        me.router,
+        health.router,
+        codec.router,
+    ):
         app.include_router(router)
     if settings.env == "development":
         app.include_router(dev.router)  # demo pages: funnel form, outbox, customer space

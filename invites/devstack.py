@@ -60,6 +60,9 @@ def parts(settings: Settings) -> list[Part]:
         "warn",
         *sa_args,
     ]
+    if settings.payload_keys is not None:
+        # The UI decrypts payloads for display through our codec endpoint.
+        temporal += ["--ui-codec-endpoint", f"{settings.public_base_url.rstrip('/')}/codec"]
     sandbox_port = int(settings.auth0_base_url.rsplit(":", 1)[-1].rstrip("/"))
     return [
         Part("temporal", temporal, int(port), "INVITES_TEMPORAL_ADDRESS"),

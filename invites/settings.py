@@ -6,13 +6,14 @@ Read it once with `get_settings()` and pass it down; nothing reads the environme
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 from datetime import timedelta
 from functools import cache
 from typing import Annotated, Literal
 from urllib.parse import quote, urlencode
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Development defaults. They are public (README, SPEC §7) and refused when INVITES_ENV=production.
@@ -72,6 +73,8 @@ class Settings(BaseSettings):
     temporal_api_key: SecretStr | None = None
     temporal_tls: bool = False
     temporal_ui_port: int = 8233
+    # Browser origins of the Temporal UI, allowed (CORS) to call the codec endpoint.
+    ui_origins: list[str] = ["http://127.0.0.1:8233", "http://localhost:8233"]
     task_queue: str = "invitations"
     max_task_queue_activities_per_second: float = Field(2.0, gt=0)
 
@@ -110,6 +113,20 @@ class Settings(BaseSettings):
     auth0_issuer: str = ""  # default <auth0_base_url>/
     auth0_jwks_url: str | None = None  # default: <auth0_base_url>/.well-known/jwks.json
     webhook_receipt_ttl: timedelta = timedelta(days=1)
+
+    # Logs and worker metrics (docs/operations.md)
+    # `auto`: one JSON object per line in production, readable text in development.
+    log_format: Literal["auto", "json", "text"] = "auto"
+    log_level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(lambda v: str(v).strip().upper())
+    ] = "INFO"
+    # The worker's Prometheus endpoint for Temporal SDK metrics; empty or `off` disables it.
+    worker_metrics_port: Annotated[
+        Annotated[int, Field(ge=1, le=65535)] | None,
+        BeforeValidator(lambda v: None if str(v).strip().lower() in ("", "off", "none") else v),
+    ] = 9464
+    # An IP address, not a host name; `0.0.0.0` in a container so Prometheus can reach it.
+    worker_metrics_host: Annotated[str, AfterValidator(lambda v: str(ipaddress.ip_address(v)))] = "127.0.0.1"
 
     # Mail
     mail_backend: Literal["sendgrid", "outbox"] = "outbox"

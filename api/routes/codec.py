@@ -1,0 +1,69 @@
+"""Temporal's remote codec protocol, so the Temporal UI (and `temporal --codec-endpoint`) can
+show ops the decrypted payloads: `POST /codec/decode` and `POST /codec/encode`.
+
+Body and answer are `{"payloads": [<Payload as protobuf JSON>]}`. Ops authentication
+(`read:invitations`); in development (INVITES_ENV=development) the local UI may call it without
+credentials. CORS for the UI origins is set up in the app.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payloads
+
+from api.auth import READ, require
+from api.deps import ServicesDep
+from api.errors import ApiError
+from invites.codec import EncryptionCodec, UnknownPayloadKey, payload_keyring
+
+router = APIRouter(prefix="/codec", tags=["ops"])
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+async def _codec(request: Request, services: ServicesDep) -> EncryptionCodec:
+    if services.settings.env != "development":
+        require(await services.auth.principal(request), READ)
+    keyring = payload_keyring(services.settings)
+    if keyring is None:
+        raise ApiError(404, "not_found", "Payload encryption is off (INVITES_PAYLOAD_KEYS is not set).")
+    return EncryptionCodec(keyring)
+
+
+CodecDep = Annotated[EncryptionCodec, Depends(_codec)]
+
+
+@router.post("/decode")
+async def decode(request: Request, codec: CodecDep) -> JSONResponse:
+    """Decrypt payloads for display (Temporal UI, CLI)."""
+    payloads = await _read(request)
+    try:
+        decoded = await codec.decode(payloads.payloads)
+    except UnknownPayloadKey as exc:
+        raise ApiError(422, "unknown_payload_key", str(exc)) from None
+    return _answer(decoded)
+
+
+@router.post("/encode")
+async def encode(request: Request, codec: CodecDep) -> JSONResponse:
+    """Encrypt payloads (used by tools that send input through the UI or CLI)."""
+    return _answer(await codec.encode((await _read(request)).payloads))
+
+
+async def _read(request: Request) -> Payloads:
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise ApiError(413, "too_large", "The payloads are too large.")
+    try:
+        return json_format.Parse(body, Payloads(), ignore_unknown_fields=True)
+    except json_format.ParseError:
+        raise ApiError(
+            422, "invalid_request", 'The body must be {"payloads": [...]} in protobuf JSON.'
+        ) from None
+
+
+def _answer(payloads: list) -> JSONResponse:
+    return JSONResponse(json_format.MessageToDict(Payloads(payloads=payloads)))
