@@ -101,6 +101,7 @@ class Creator:
             reminders=reminders,
             email_policy=body.email_policy or settings.email_policy,
             email_key=email_search_keys(settings, str(body.email))[0],
+            publish_events=settings.crm_backend != "none",
         )
         # If Temporal is down this raises after the row is saved; a retry with the same key finds
         # the row, sees the same body, and starts the same workflow id: nothing duplicates.
@@ -151,6 +152,7 @@ class Creator:
                 email_policy=old.email_policy,
                 reissued_from=invitation_id,
                 email_key=email_search_keys(self.settings, old.email)[0],
+                publish_events=self.settings.crm_backend != "none",
             )
         )
 

@@ -66,6 +66,9 @@ class InvitationInput(_Model):
     # What InvitationEmail holds: the lower-cased address, or its keyed hash when payloads are
     # encrypted (computed by the starter, which has the keys; see invites/codec.py).
     email_key: str | None = None
+    # False when no CRM / events sink is configured (INVITES_CRM_BACKEND=none): transitions
+    # are then not published at all. True by default so older inputs keep their behaviour.
+    publish_events: bool = True
 
     @property
     def email_search_value(self) -> str:

@@ -53,6 +53,8 @@ CRM_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=
 STORE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 
 AUTH0_TIMEOUT = timedelta(seconds=60)
+# Workflow versions (workflow.patched): histories recorded before a change keep replaying.
+GRANT_IN_PARALLEL = "grant-in-parallel-v1"
 # Auth0 activities heartbeat while they wait: a crashed worker's call is retried within seconds.
 AUTH0_HEARTBEAT = timedelta(seconds=5)
 MAIL_TIMEOUT = timedelta(seconds=60)
@@ -208,36 +210,43 @@ class InvitationWorkflow:
         self._state.grant = "done"
 
     async def _grant_in_auth0(self, req: RedeemInput, accepted_at: datetime) -> None:
-        queue = names.auth0_task_queue(workflow.info().task_queue)
         options = {
-            "task_queue": queue,
+            "task_queue": names.auth0_task_queue(workflow.info().task_queue),
             "start_to_close_timeout": AUTH0_TIMEOUT,
             "heartbeat_timeout": AUTH0_HEARTBEAT,
             "retry_policy": AUTH0_RETRY,
         }
         user_id = req.user.user_id
+        steps = []
         if self._inp.roles:
-            await workflow.execute_activity_method(
-                Auth0Activities.assign_roles,
-                AssignRolesInput(user_id=user_id, roles=self._inp.roles),
-                **options,
+            steps.append(
+                (Auth0Activities.assign_roles, AssignRolesInput(user_id=user_id, roles=self._inp.roles))
             )
-        await workflow.execute_activity_method(
-            Auth0Activities.merge_app_metadata,
-            MergeMetadataInput(
-                user_id=user_id,
-                invitation_id=self._inp.invitation_id,
-                accepted_at=accepted_at,
-                app_metadata=self._inp.app_metadata,
-            ),
-            **options,
+        steps.append(
+            (
+                Auth0Activities.merge_app_metadata,
+                MergeMetadataInput(
+                    user_id=user_id,
+                    invitation_id=self._inp.invitation_id,
+                    accepted_at=accepted_at,
+                    app_metadata=self._inp.app_metadata,
+                ),
+            )
         )
         if not req.user.email_verified and (req.user.email or "").casefold() == self._inp.email.casefold():
-            await workflow.execute_activity_method(
-                Auth0Activities.mark_email_verified,
-                VerifyEmailInput(user_id=user_id, email=self._inp.email),
-                **options,
+            steps.append(
+                (
+                    Auth0Activities.mark_email_verified,
+                    VerifyEmailInput(user_id=user_id, email=self._inp.email),
+                )
             )
+        if workflow.patched(GRANT_IN_PARALLEL):
+            # Independent calls (the per-second ceiling of the Auth0 queue still paces them):
+            # scheduled together, they finish sooner and cost fewer workflow tasks in history.
+            await asyncio.gather(*(workflow.execute_activity_method(fn, arg, **options) for fn, arg in steps))
+        else:  # invitations accepted before the change replay the sequential grant
+            for fn, arg in steps:
+                await workflow.execute_activity_method(fn, arg, **options)
 
     # --- messages -----------------------------------------------------------------------------
 
@@ -311,6 +320,8 @@ class InvitationWorkflow:
         workflow.upsert_search_attributes(TypedSearchAttributes(pairs))
 
     async def _emit(self, event_type: str) -> None:
+        if not self._inp.publish_events:
+            return  # no CRM or events sink configured: no activity, no history events
         s = self._state
         await workflow.execute_activity_method(
             CrmActivities.publish_event,

@@ -1,6 +1,7 @@
 """Determinism: today's workflow code must replay the histories of invitations already running.
 
-The histories in tests/histories/ were recorded from the main paths (`./scripts/record-histories`).
+The histories in tests/histories/ were recorded from the main paths (`./scripts/record-histories`);
+the sub-folders keep histories of earlier workflow versions, which must keep replaying too.
 A change to `InvitationWorkflow` that would break a running invitation (a new activity call, a
 reordered timer) makes this test fail; version such changes with `workflow.patched()`.
 """
@@ -18,7 +19,7 @@ from temporalio.worker import Replayer
 
 from workflows.invitation import InvitationWorkflow
 
-HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
+HISTORIES = sorted((Path(__file__).parent.parent / "histories").rglob("*.json"))
 MAIN_PATHS = {"accepted", "expired", "revoked", "undeliverable"}
 
 
@@ -33,7 +34,7 @@ def test_the_recorded_histories_cover_the_main_paths():
     assert ends >= MAIN_PATHS
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+@pytest.mark.parametrize("path", HISTORIES, ids=[f"{p.parent.name}/{p.stem}" for p in HISTORIES])
 async def test_recorded_history_replays(path: Path):
     history = WorkflowHistory.from_json(f"invitation-{path.stem}", path.read_text())
     replayer = Replayer(workflows=[InvitationWorkflow], data_converter=pydantic_data_converter)
