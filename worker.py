@@ -30,7 +30,9 @@ from invites.auth0 import Auth0Management
 from invites.db.engine import create_engine
 from invites.db.migrate import upgrade
 from invites.db.store import Store
+from invites.logs import configure_logging
 from invites.settings import Settings, get_settings
+from invites.telemetry import install_runtime
 from invites.temporal import auth0_task_queue, build_temporal_client
 from invites.tokens import TokenSigner
 from workflows.invitation import InvitationWorkflow
@@ -127,6 +129,7 @@ def build_workers(client: Client, settings: Settings, acts: Activities) -> list[
 async def run(settings: Settings | None = None) -> None:
     """Run until SIGINT/SIGTERM, then finish in-flight activities (graceful shutdown)."""
     settings = settings or get_settings()
+    install_runtime(settings)  # before the client: it and its workers report to this runtime
     client = await build_temporal_client(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -143,10 +146,9 @@ async def run(settings: Settings | None = None) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    # httpx logs every request URL at INFO, and users-by-email URLs carry addresses.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    asyncio.run(run())
+    settings = get_settings()
+    configure_logging(settings)  # JSON lines in production; holds httpx & co. above their leaky levels
+    asyncio.run(run(settings))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from temporalio.client import Client
+from temporalio.service import RetryConfig
 
 from api import errors, redaction
 from api.auth import Authenticator
@@ -25,6 +26,10 @@ from invites.db.store import Store
 from invites.settings import Settings, get_settings
 from invites.temporal import build_temporal_client
 from invites.tokens import TokenSigner
+
+# The API answers within the Action's 5 s budget: give up retrying a busy or unreachable
+# Temporal after 1.5 s and answer 503 with Retry-After (the SDK default retries for 10 s).
+API_RETRY = RetryConfig(max_elapsed_time_millis=1500, max_retries=4)
 
 DESCRIPTION = """
 Durable invitations for Auth0. The funnel creates invitations (`POST /v1/invitations`), the
@@ -51,7 +56,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await upgrade(settings.database_url)
         engine = create_engine(settings.database_url)
-        client = temporal or await build_temporal_client(settings, lazy=True)
+        client = temporal or await build_temporal_client(settings, lazy=True, retry_config=API_RETRY)
         async with httpx.AsyncClient(timeout=settings.auth0_timeout) as http:
             app.state.services = Services(
                 settings=settings,
@@ -73,7 +78,7 @@ def create_app(
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        responses={503: {"description": "A dependency is unavailable; retry after `Retry-After` seconds."}},
+        responses=errors.UNAVAILABLE_RESPONSES,
     )
     errors.install(app)
     redaction.install()

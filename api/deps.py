@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import CREATE, MANAGE, READ, Principal, require
 from api.services import Services
@@ -17,7 +18,17 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def get_principal(request: Request, services: ServicesDep) -> Principal:
+# Declared for the OpenAPI document (and /docs' Authorize button); `Authenticator` reads them.
+bearer = HTTPBearer(auto_error=False, description="An API key or an Auth0 access token")
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key")
+
+
+async def get_principal(
+    request: Request,
+    services: ServicesDep,
+    _bearer_credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None,
+    _key: Annotated[str | None, Depends(api_key_header)] = None,
+) -> Principal:
     return await services.auth.principal(request)
 
 

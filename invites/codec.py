@@ -65,7 +65,7 @@ class EncryptionCodec(PayloadCodec):
             raise UnknownPayloadKey(f"no payload key {kid!r} in INVITES_PAYLOAD_KEYS")
         try:
             plain = cipher.decrypt(payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:], kid.encode())
-        except InvalidTag:
+        except (InvalidTag, ValueError):  # ValueError: data shorter than its nonce
             raise UnknownPayloadKey(f"payload key {kid!r} does not decrypt this payload") from None
         return Payload.FromString(plain)
 

@@ -18,9 +18,15 @@ from invites.auth0 import RoleDirectory
 from invites.codec import email_search_keys
 from invites.db.records import InvitationRecord
 from invites.db.store import Store
-from invites.ids import invitation_id_for_key, invitation_id_for_ref, new_invitation_id
+from invites.ids import (
+    invitation_id_for_key,
+    invitation_id_for_ref,
+    invitation_id_for_reissue,
+    new_invitation_id,
+)
 from invites.invitations import get_state, start_invitation
 from invites.models import InvitationInput, InvitationState, Status
+from invites.redemption import MAX_LIFETIME
 from invites.schemas import InvitationCreate
 from invites.settings import Settings
 
@@ -119,7 +125,7 @@ class Creator:
         record = await self.store.get_invitation(invitation_id)
         if record is None:
             raise MissingFunnelData(f"The funnel data of {invitation_id} is missing from the database.")
-        new_id = invitation_id_for_key(f"reissue:{invitation_id}")
+        new_id = invitation_id_for_reissue(invitation_id)
         now = await self.clock()
         saved = await self.store.save_invitation(
             InvitationRecord(
@@ -146,8 +152,9 @@ class Creator:
                 crm_contact_id=asked.get("crm_contact_id"),
                 locale=asked.get("locale") or "en",
                 created_at=created_at,
-                # The same lifetime as the original (set or default), counted from now.
-                expires_at=created_at + (old.expires_at - old.created_at),
+                external_ref=old.external_ref,  # found under the funnel's ref (index, CRM)
+                # The same lifetime as the original (set, extended or default), counted from now.
+                expires_at=created_at + min(old.expires_at - old.created_at, MAX_LIFETIME),
                 reminders=reminders if reminders is not None else _seconds(self.settings.default_reminders),
                 email_policy=old.email_policy,
                 reissued_from=invitation_id,

@@ -28,6 +28,12 @@ def invitation_id_for_key(idempotency_key: str) -> str:
     return PREFIX + str(ULID.from_bytes(digest[:16]))
 
 
+def invitation_id_for_reissue(invitation_id: str) -> str:
+    """The stable id of an invitation's reissue (its own namespace: no funnel key can take it)."""
+    digest = hashlib.sha256(b"invites/reissue\x00" + invitation_id.encode()).digest()
+    return PREFIX + str(ULID.from_bytes(digest[:16]))
+
+
 def is_invitation_id(value: str) -> bool:
     return bool(ID_PATTERN.match(value))
 

@@ -28,6 +28,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from invites import temporal as names
+from invites.codec import email_search_keys
 from invites.ids import workflow_id
 from invites.models import (
     ExtendInput,
@@ -41,6 +42,7 @@ from invites.models import (
     Status,
 )
 from invites.redemption import MESSAGES, redeem_rejection
+from invites.settings import Settings
 
 # Names as registered by the workflow (the core does not import workflow code).
 REDEEM, EXTEND, REVOKE, RESEND, STATE = "redeem", "extend", "revoke", "resend", "state"
@@ -222,3 +224,18 @@ def _not_found_or(err: RPCError, invitation_id: str) -> Exception:
     if err.status == RPCStatusCode.NOT_FOUND:
         return InvitationNotFound(invitation_id)
     return err
+
+
+def list_query(settings: Settings, status: str | None, email: str | None, ref: str | None) -> str:
+    """The visibility query for a list of invitations (API, CLI): the email is matched in the
+    form the index holds it (lower-cased, or its keyed hashes when payloads are encrypted)."""
+    clauses = [f'WorkflowType="{names.WORKFLOW_TYPE}"']
+    if status:
+        clauses.append(f'InvitationStatus="{status}"')
+    if email:
+        keys = email_search_keys(settings, email)
+        either = " OR ".join(f'InvitationEmail="{key}"' for key in keys)
+        clauses.append(f"({either})" if len(keys) > 1 else either)
+    if ref:
+        clauses.append(f'InvitationRef="{ref}"')
+    return " AND ".join(clauses)

@@ -125,8 +125,11 @@ class Settings(BaseSettings):
         Annotated[int, Field(ge=1, le=65535)] | None,
         BeforeValidator(lambda v: None if str(v).strip().lower() in ("", "off", "none") else v),
     ] = 9464
-    # An IP address, not a host name; `0.0.0.0` in a container so Prometheus can reach it.
-    worker_metrics_host: Annotated[str, AfterValidator(lambda v: str(ipaddress.ip_address(v)))] = "127.0.0.1"
+    # The IP address it listens on; unset: 0.0.0.0 in production (scraped from outside the
+    # container), 127.0.0.1 in development.
+    worker_metrics_host: Annotated[
+        str | None, AfterValidator(lambda v: v if v is None else str(ipaddress.ip_address(v)))
+    ] = None
 
     # Mail
     mail_backend: Literal["sendgrid", "outbox"] = "outbox"

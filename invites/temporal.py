@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
+from temporalio.service import RetryConfig
 
 from invites.codec import build_data_converter
 from invites.settings import Settings
@@ -30,7 +31,9 @@ def auth0_task_queue(task_queue: str) -> str:
     return f"{task_queue}-auth0"
 
 
-async def build_temporal_client(settings: Settings, *, lazy: bool = False) -> Client:
+async def build_temporal_client(
+    settings: Settings, *, lazy: bool = False, retry_config: RetryConfig | None = None
+) -> Client:
     """`lazy=True` (the API) connects on first use, so the API starts and answers 503 while
     Temporal is down; the worker connects eagerly and fails fast."""
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
@@ -41,4 +44,5 @@ async def build_temporal_client(settings: Settings, *, lazy: bool = False) -> Cl
         tls=settings.temporal_tls or api_key is not None,
         data_converter=build_data_converter(settings),
         lazy=lazy,
+        retry_config=retry_config,
     )

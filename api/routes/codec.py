@@ -12,20 +12,27 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
 from api.auth import READ, require
-from api.deps import ServicesDep
+from api.deps import ServicesDep, api_key_header, bearer
 from api.errors import ApiError
 from invites.codec import EncryptionCodec, UnknownPayloadKey, payload_keyring
+from invites.schemas import ErrorBody
 
 router = APIRouter(prefix="/codec", tags=["ops"])
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
-async def _codec(request: Request, services: ServicesDep) -> EncryptionCodec:
-    if services.settings.env != "development":
+async def _codec(
+    request: Request,
+    services: ServicesDep,
+    _bearer_credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None,
+    _key: Annotated[str | None, Depends(api_key_header)] = None,
+) -> EncryptionCodec:
+    if services.settings.env != "development":  # the local UI calls it without credentials
         require(await services.auth.principal(request), READ)
     keyring = payload_keyring(services.settings)
     if keyring is None:
@@ -36,7 +43,14 @@ async def _codec(request: Request, services: ServicesDep) -> EncryptionCodec:
 CodecDep = Annotated[EncryptionCodec, Depends(_codec)]
 
 
-@router.post("/decode")
+RESPONSES = {
+    404: {"model": ErrorBody, "description": "Payload encryption is off"},
+    413: {"model": ErrorBody, "description": "The payloads are too large"},
+    422: {"model": ErrorBody, "description": "Not protobuf JSON, or a payload key is unknown"},
+}
+
+
+@router.post("/decode", responses=RESPONSES)
 async def decode(request: Request, codec: CodecDep) -> JSONResponse:
     """Decrypt payloads for display (Temporal UI, CLI)."""
     payloads = await _read(request)
@@ -47,7 +61,7 @@ async def decode(request: Request, codec: CodecDep) -> JSONResponse:
     return _answer(decoded)
 
 
-@router.post("/encode")
+@router.post("/encode", responses=RESPONSES)
 async def encode(request: Request, codec: CodecDep) -> JSONResponse:
     """Encrypt payloads (used by tools that send input through the UI or CLI)."""
     return _answer(await codec.encode((await _read(request)).payloads))
@@ -59,7 +73,7 @@ async def _read(request: Request) -> Payloads:
         raise ApiError(413, "too_large", "The payloads are too large.")
     try:
         return json_format.Parse(body, Payloads(), ignore_unknown_fields=True)
-    except json_format.ParseError:
+    except (json_format.ParseError, UnicodeDecodeError):
         raise ApiError(
             422, "invalid_request", 'The body must be {"payloads": [...]} in protobuf JSON.'
         ) from None

@@ -39,14 +39,17 @@ def page(status: int, title: str, hint: str, message: str = "") -> HTMLResponse:
     )
 
 
+HTML = {"text/html": {"schema": {"type": "string"}}}
+
+
 @router.get(
     "/i/{token}",
-    response_class=HTMLResponse,
+    response_class=RedirectResponse,
     status_code=302,
     responses={
-        302: {"description": "To the sign-in page"},
-        404: {"description": "Unknown link"},
-        410: {"description": "Expired, revoked, used or replaced"},
+        302: {"description": "To the sign-in page (`Location`)"},
+        404: {"description": "Unknown or forged link (an HTML page)", "content": HTML},
+        410: {"description": "Expired, revoked, used or replaced (an HTML page)", "content": HTML},
     },
 )
 async def open_link(token: str, services: ServicesDep) -> Response:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Path, Query, Response
@@ -19,11 +18,10 @@ from api.errors import ApiError
 from api.services import Services
 from invites import invitations
 from invites import temporal as names
-from invites.db.records import InvitationRecord
-from invites.ids import ID_PATTERN, id_from_bytes
-from invites.invitations import InvitationNotFound, InvitationRejected, get_state, start_invitation
-from invites.models import InvitationInput, InvitationState, Reason, Status
-from invites.redemption import MAX_LIFETIME
+from invites.creation import MissingFunnelData, NotReissuable
+from invites.ids import ID_PATTERN
+from invites.invitations import InvitationNotFound, InvitationRejected, get_state, list_query
+from invites.models import InvitationState, Reason, Status
 from invites.schemas import (
     SAFE_TEXT,
     ErrorBody,
@@ -78,14 +76,7 @@ async def list_invitations(
     page_token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> InvitationPage:
     """Invitations from Temporal visibility, newest first, filtered by status, email or ref."""
-    clauses = [f'WorkflowType="{names.WORKFLOW_TYPE}"']
-    if status:
-        clauses.append(f'InvitationStatus="{status.value}"')
-    if email:
-        clauses.append(f'InvitationEmail="{email.strip().lower()}"')
-    if ref:
-        clauses.append(f'InvitationRef="{ref}"')
-    query = " AND ".join(clauses)
+    query = list_query(services.settings, status.value if status else None, email, ref)
     keys = [key for _, key in services.settings.token_keyring]
     token = _open_page_token(keys, query, page_token) if page_token else None
     page = services.temporal.list_workflows(query, page_size=page_size, next_page_token=token)
@@ -159,7 +150,7 @@ async def extend_invitation(
     invitation_id: InvitationId, body: ExtendRequest, services: ServicesDep, _: ManagerDep
 ) -> InvitationPublic:
     """Move a pending invitation's expiry (at most 90 days from now)."""
-    expires_at = body.expires_at or datetime.now(UTC) + timedelta(seconds=body.expires_in or 0)
+    expires_at = body.expires_at or await services.clock() + timedelta(seconds=body.expires_in or 0)
     state = await _refusals(invitations.extend(services.temporal, invitation_id, expires_at.astimezone(UTC)))
     return InvitationPublic.from_state(state)
 
@@ -181,65 +172,17 @@ async def reissue_invitation(
 
     Idempotent: reissuing the same invitation again answers 200 with the same new invitation.
     """
-    old = await _state(services, invitation_id)
-    if old.status in (Status.PENDING, Status.ACCEPTED):
-        raise ApiError(
-            409, "not_reissuable", f"Only ended invitations can be reissued; this one is {old.status}."
-        )
-    record = await services.store.get_invitation(invitation_id)
-    if record is None:
-        raise ApiError(404, "not_found", "The invitation's funnel data is missing from the database.")
-    new_id = _reissue_id(invitation_id)
-    now = datetime.now(UTC)
-    saved = await services.store.save_invitation(
-        InvitationRecord(
-            id=new_id,
-            email=record.email,
-            data=record.data,
-            app_metadata=record.app_metadata,
-            request_hash=record.request_hash,
-            created_at=now,
-            reissued_from=invitation_id,
-        )
-    )
-    stored = await services.store.get_invitation(saved.invitation_id)
-    created_at = stored.created_at if stored else now
-    inp = InvitationInput(
-        invitation_id=new_id,
-        email=old.email,
-        roles=old.roles,
-        app_metadata=record.app_metadata,
-        # The funnel's ref stays with the old invitation in the database (it names that id);
-        # the new workflow carries it so ops and the CRM find both under it.
-        external_ref=old.external_ref,
-        created_at=created_at,
-        # The old lifetime, extensions included, within the 90-day ceiling.
-        expires_at=created_at + min(old.expires_at - old.created_at, MAX_LIFETIME),
-        reminders=[int(r.total_seconds()) for r in services.settings.default_reminders],
-        email_policy=old.email_policy,
-        reissued_from=invitation_id,
-    )
-    _, started = await start_invitation(services.temporal, services.settings.task_queue, inp)
-    if not started:
+    try:
+        reissued = await services.creator.reissue(invitation_id)
+    except InvitationNotFound:
+        raise ApiError(404, "not_found", f"No invitation {invitation_id}.") from None
+    except NotReissuable as exc:
+        raise ApiError(409, "not_reissuable", str(exc)) from None
+    except MissingFunnelData as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    if not reissued.created:
         response.status_code = 200
-        return InvitationPublic.from_state(await _state(services, new_id))
-    return InvitationPublic.from_state(
-        InvitationState(
-            invitation_id=new_id,
-            email=inp.email,
-            roles=inp.roles,
-            external_ref=inp.external_ref,
-            created_at=inp.created_at,
-            expires_at=inp.expires_at,
-            email_policy=inp.email_policy,
-        )
-    )
-
-
-def _reissue_id(invitation_id: str) -> str:
-    """The stable id of an invitation's reissue, in a namespace of its own (no funnel
-    `external_ref` or `Idempotency-Key` can name it), so a repeated reissue finds it."""
-    return id_from_bytes(hashlib.sha256(b"invites/reissue\x00" + invitation_id.encode()).digest()[:16])
+    return InvitationPublic.from_state(reissued.state)
 
 
 async def _state(services: Services, invitation_id: str) -> InvitationState:

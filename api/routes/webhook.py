@@ -31,6 +31,8 @@ GONE = {Reason.EXPIRED, Reason.REVOKED, Reason.STALE_LINK, Reason.UNDELIVERABLE}
     response_model=RedeemAccepted,
     responses={
         401: {"model": ErrorBody, "description": "Bad signature or stale timestamp"},
+        413: {"model": ErrorBody, "description": "`too_large`: the body is over 16 KiB"},
+        422: {"model": ErrorBody, "description": "`invalid_request`: a signed body that is not a redeem"},
         404: {"model": ErrorBody, "description": "Forged or unknown invitation token"},
         409: {"model": RedeemRejected, "description": "`already_redeemed`, `email_mismatch`"},
         410: {"model": RedeemRejected, "description": "`expired`, `revoked`, `stale_link`"},
@@ -46,8 +48,10 @@ async def auth0_webhook(request: Request, services: ServicesDep) -> JSONResponse
         raise ApiError(413, "too_large", "The webhook body is too large.")
     try:
         # Verifies the HMAC over id.timestamp.body and a 5-minute timestamp tolerance.
-        Webhook(services.settings.webhook_secret.get_secret_value()).verify(body, dict(request.headers))
-    except WebhookVerificationError:
+        Webhook(services.settings.webhook_secret.get_secret_value()).verify(
+            body, dict(request.headers), json_parse=False
+        )
+    except (WebhookVerificationError, ValueError):  # ValueError: a malformed signature header
         services.metrics.rejected_early.labels("webhook", "bad_signature").inc()
         raise ApiError(401, "invalid_signature", "The webhook signature or timestamp is not valid.") from None
     webhook_id = request.headers["webhook-id"]

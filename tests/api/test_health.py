@@ -1,0 +1,148 @@
+"""Platform routes: liveness, readiness (Temporal and the database) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from api.app import create_app
+from api.routes.health import CHECK_TIMEOUT_S
+from invites.db.engine import create_engine
+from invites.db.store import Store
+
+from .conftest import Api, serve
+
+# Nothing listens here: connections are refused at once.
+CLOSED = "127.0.0.1:1"
+
+
+@contextlib.asynccontextmanager
+async def unreachable_database(api: Api) -> AsyncIterator[None]:
+    """Point the running app's store at a PostgreSQL that does not answer (a stopped server)."""
+    services = api.app.state.services
+    healthy, engine = services.store, create_engine(f"postgresql+psycopg://invites@{CLOSED}/invites")
+    services.store = Store(engine)
+    try:
+        yield
+    finally:
+        services.store = healthy
+        await engine.dispose()
+
+
+async def test_healthz_answers_while_the_process_lives(api: Api):
+    response = await api.http.get("/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+async def test_readyz_is_200_when_temporal_and_the_database_answer(api: Api):
+    response = await api.http.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "checks": {"temporal": "ok", "database": "ok"}}
+
+
+async def test_readyz_is_503_when_the_database_is_unreachable(api: Api):
+    async with unreachable_database(api):
+        response = await api.http.get("/readyz")
+        assert response.status_code == 503
+        assert response.json() == {
+            "status": "not_ready",
+            "checks": {"temporal": "ok", "database": "unavailable"},
+        }
+        assert (await api.http.get("/healthz")).status_code == 200  # alive, just not ready
+    assert (await api.http.get("/readyz")).status_code == 200  # and ready again once it answers
+
+
+async def test_readyz_is_503_within_seconds_when_temporal_is_unreachable(api: Api):
+    dead = await Client.connect(CLOSED, lazy=True, data_converter=pydantic_data_converter)
+    app = create_app(api.stack.settings, temporal=dead)  # starts although Temporal is down
+    async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+        assert (await http.get("/healthz")).status_code == 200
+        started = time.monotonic()
+        response = await http.get("/readyz")
+        assert response.status_code == 503
+        assert response.json() == {
+            "status": "not_ready",
+            "checks": {"temporal": "unavailable", "database": "ok"},
+        }
+        assert time.monotonic() - started < 5
+
+
+@contextlib.asynccontextmanager
+async def black_hole() -> AsyncIterator[str]:
+    """A TCP port that accepts connections and never answers: a hung server."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def swallow(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    try:
+        yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+
+
+async def test_readyz_is_503_in_bounded_time_when_both_hang(api: Api):
+    async with black_hole() as temporal_address, black_hole() as database_address:
+        hung = await Client.connect(temporal_address, lazy=True, data_converter=pydantic_data_converter)
+        app = create_app(api.stack.settings, temporal=hung)
+        async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+            engine = create_engine(f"postgresql+psycopg://invites@{database_address}/invites")
+            app.state.services.store = Store(engine)
+            started = time.monotonic()
+            response = await http.get("/readyz")
+            elapsed = time.monotonic() - started
+            await engine.dispose()
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"temporal": "unavailable", "database": "unavailable"}
+    # Each check is bounded and they run side by side: one timeout, not the sum of two.
+    assert CHECK_TIMEOUT_S <= elapsed < 2 * CHECK_TIMEOUT_S
+
+
+async def test_metrics_count_requests_by_route_template_never_by_raw_path(api: Api):
+    created = await api.created("metrics@example.com")
+    await api.stack.sent(api.stack.handles[-1])
+    token = api.stack.links("metrics@example.com")[-1]
+    assert (await api.http.get(f"/i/{token}")).status_code == 302
+    assert (await api.http.get(f"/v1/invitations/{created['id']}", headers=api.key)).status_code == 200
+    assert (await api.http.get(f"/no/such/page/{token}")).status_code == 404
+
+    response = await api.http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    metrics = response.text
+    assert 'invites_http_requests_total{method="GET",route="/i/{token}",status="302"} 1.0' in metrics
+    assert (
+        'invites_http_requests_total{method="GET",route="/v1/invitations/{invitation_id}",status="200"} 1.0'
+        in metrics
+    )
+    assert 'invites_http_requests_total{method="POST",route="/v1/invitations",status="201"} 1.0' in metrics
+    assert 'invites_http_requests_total{method="GET",route="unmatched",status="404"} 1.0' in metrics
+    assert 'invites_http_request_duration_seconds_count{method="GET",route="/i/{token}"} 1.0' in metrics
+    assert token not in metrics
+    assert created["id"] not in metrics
+    assert "metrics@example.com" not in metrics
+
+
+async def test_metrics_count_redemptions_by_result(api: Api):
+    await api.created("redeem@example.com")
+    await api.stack.sent(api.stack.handles[-1])
+    token = api.stack.links("redeem@example.com")[-1]
+    user = api.stack.auth0.create_user("redeem@example.com")
+    mismatch = await api.webhook(token, {"user_id": "auth0|someone-else", "email": "else@example.com"})
+    assert mismatch.status_code == 409
+    accepted = await api.webhook(token, {"user_id": user["user_id"], "email": "redeem@example.com"})
+    assert accepted.status_code == 200
+
+    metrics = (await api.http.get("/metrics")).text
+    assert 'invites_redemptions_total{result="accepted"} 1.0' in metrics
+    assert 'invites_redemptions_total{result="email_mismatch"} 1.0' in metrics
+    assert token not in metrics
