@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -16,12 +17,14 @@ from tests.workflows.conftest import Stack, _stack
 
 
 @pytest.fixture
-async def dev_stack(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Stack]:
+async def dev_stack(
+    dev_env: WorkflowEnvironment, tmp_path: Path, settings_overrides: dict[str, Any]
+) -> AsyncIterator[Stack]:
     """Fresh fakes, store and task queue; settings point at the dev server itself.
 
     `temporal_address` is set so the settings fully describe the stack: a worker started in
     another process from these settings reaches the same server.
     """
     address = dev_env.client.service_client.config.target_host
-    async with _stack(dev_env, tmp_path, {"temporal_address": address}) as stack:
+    async with _stack(dev_env, tmp_path, {"temporal_address": address, **settings_overrides}) as stack:
         yield stack
