@@ -7,6 +7,9 @@ stays and later callers are told so.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast, get_args
 
@@ -37,7 +40,17 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._reads = session_factory(engine)
-        self._writes = session_factory(writer(engine))
+        self._writer = session_factory(writer(engine))
+        # SQLite has one write lock and does not queue waiters fairly: under a burst, writers
+        # time out ("database is locked"). Taking turns in the event loop first avoids that.
+        self._write_turn = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        async with contextlib.AsyncExitStack() as stack:
+            if self._write_turn is not None:
+                await stack.enter_async_context(self._write_turn)
+            yield await stack.enter_async_context(self._writer.begin())
 
     async def ping(self) -> None:
         """Return when the database answers; raise (a SQLAlchemy or OS error) when it does not."""
@@ -62,7 +75,7 @@ class Store:
             "options": rec.options,
             "created_at": rec.created_at,
         }
-        async with self._writes.begin() as session:
+        async with self._write() as session:
             stmt = self._insert(Invitation).values(values).on_conflict_do_nothing()
             created = await session.scalar(stmt.returning(Invitation.id))
             if created is not None:
@@ -92,7 +105,7 @@ class Store:
             "email": email,
             "accepted_at": accepted_at,
         }
-        async with self._writes.begin() as session:
+        async with self._write() as session:
             stmt = self._insert(AccountLink).values(values).on_conflict_do_nothing()
             try:
                 linked = await session.scalar(stmt.returning(AccountLink.invitation_id))
@@ -143,7 +156,7 @@ class Store:
             "link": mail.link,
             "sent_at": mail.sent_at,
         }
-        async with self._writes.begin() as session:
+        async with self._write() as session:
             stmt = self._insert(Mail).values(values).on_conflict_do_nothing()
             return await session.scalar(stmt.returning(Mail.id)) is not None
 
@@ -177,7 +190,7 @@ class Store:
         """
         now = now or datetime.now(UTC)
         values = {"status_code": status_code, "response": response, "expires_at": now + ttl}
-        async with self._writes.begin() as session:
+        async with self._write() as session:
             stmt = self._insert(WebhookReceiptRow).values(webhook_id=webhook_id, **values)
             stored = await session.scalar(
                 stmt.on_conflict_do_nothing().returning(WebhookReceiptRow.webhook_id)
@@ -213,7 +226,7 @@ class Store:
             .where(WebhookReceiptRow.expires_at <= now)
             .execution_options(synchronize_session=False)
         )
-        async with self._writes.begin() as session:
+        async with self._write() as session:
             result = cast("CursorResult[Any]", await session.execute(stmt))
         return result.rowcount
 
