@@ -1,0 +1,787 @@
+"""`invites bench`: how fast and how heavy the service is, next to bare Temporal on the same server.
+
+One run, against a fresh `invites dev` (or a stack given by `--api` / `--temporal`):
+
+1. raw starts: `client.start_workflow` of a no-op workflow (`invites.bench_noop`), run by a
+   worker inside this process on its own task queue;
+2. creates: `POST /v1/invitations` with the dev API key, at the same concurrency;
+3. redeems: for a sample of those invitations, a sandbox user each (Management API), then the
+   signed webhook the Auth0 Action would send, timed to the `200 {grant: "done"}` answer; next to
+   it a bare update round-trip on no-op workflows;
+4. histories: the events of one accepted and one expired invitation (started through `Creator`
+   with a few seconds to live, the API's one-hour minimum skipped) and their billable actions;
+5. memory: the worker's RSS with `--open-invitations` pending invitations open (created through
+   `Creator`, as the API does, without HTTP).
+
+The figures go to a table and a JSON file; BENCHMARKS.md explains them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import secrets
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from invites.bench_stack import (
+    BENCH_AUTH0_ACTIVITIES_PER_S,
+    Stack,
+    dev_stack,
+    external_stack,
+    machine,
+    rss_mb,
+    worker_pids,
+)
+
+# (key, comparison, bound): what the issue asks the service to reach.
+TARGETS: list[tuple[str, str, float]] = [
+    ("create_vs_raw", ">=", 0.7),
+    ("redeem_vs_raw", "<=", 4.0),
+    ("history_events_accepted", "<=", 40),
+    ("worker_rss_mb_10k_open", "<=", 400),
+]
+REDEEM_SAMPLE = 100  # invitations redeemed (and no-op updates timed), one after another
+HISTORY_SAMPLE = 5  # accepted histories read; the figure is their median (timing moves it a little)
+WARM_UP = 8  # untimed creates and starts first: connection pools, role cache, first imports
+OPEN_CONCURRENCY = 64
+EXPIRES_AFTER_S = 10
+SETTLE_RATE_FLOOR = 10  # invitations per second the worker must at least reach while settling
+SETTLE_MIN_S = 120
+POLL_S = 0.5
+HTTP_TIMEOUT_S = 60
+DEV_API_KEY = "dev-api-key"
+USER_PASSWORD = "Bench-password-1!"  # noqa: S105 - sandbox users only
+DATABASE_CONNECTION = "Username-Password-Authentication"
+ROLES = ["member"]
+
+
+class BenchError(Exception):
+    """The run could not measure something; the message says what and where to look."""
+
+
+@dataclass
+class Options:
+    invitations: int = 2000
+    concurrency: int = 32
+    api: str | None = None
+    temporal: str | None = None
+    open_invitations: int = 10_000
+    output: Path = Path("bench.json")
+    api_processes: int = 1
+    worker_processes: int = 1
+
+
+def bench(
+    invitations: Annotated[
+        int, typer.Option(min=1, help="Invitations created through the HTTP API (and raw starts).")
+    ] = 2000,
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 32,
+    api: Annotated[
+        str | None,
+        typer.Option(help="Use this running API (comma-separate several to split the load)."),
+    ] = None,
+    temporal: Annotated[
+        str | None, typer.Option(help="Use this Temporal server (host:port) instead of starting one.")
+    ] = None,
+    open_invitations: Annotated[
+        int, typer.Option(min=0, help="Pending invitations open while the worker's memory is read.")
+    ] = 10_000,
+    output: Annotated[Path, typer.Option(help="Where the JSON figures go.")] = Path("bench.json"),
+    api_processes: Annotated[
+        int, typer.Option(min=1, help="API processes of the started stack (the create load is split).")
+    ] = 1,
+    worker_processes: Annotated[int, typer.Option(min=1, help="Worker processes of the started stack.")] = 1,
+) -> None:
+    """Measure creates, redeems, history size and worker memory against bare Temporal.
+
+    Starts `invites dev` on free ports in a temporary folder unless `--api` / `--temporal`
+    name a running stack (the other settings then come from INVITES_* variables). Prints a
+    table with PASS/MISS per target and writes the figures to `--output`.
+    """
+    from rich.console import Console
+
+    console = Console()
+    opts = Options(
+        invitations, concurrency, api, temporal, open_invitations, output, api_processes, worker_processes
+    )
+    results: dict[str, Any] = {}
+    try:
+        asyncio.run(run(opts, console, results))
+    except BenchError as exc:
+        # What was measured before the failure is kept, beside the reason.
+        output.write_text(json.dumps({**results, "error": str(exc)}, indent=2, default=str) + "\n")
+        console.print(f"[red]bench failed:[/] {exc} (partial figures in {output})")
+        raise typer.Exit(1) from None
+    output.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print_results(results, console)
+    console.print(f"figures written to {output}")
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+async def run(opts: Options, console: Any, results: dict[str, Any]) -> dict[str, Any]:
+    """Measure everything into `results` (filled as the run goes, so a failure keeps the rest)."""
+    results["machine"] = machine()
+    results["config"] = {
+        "invitations": opts.invitations,
+        "concurrency": opts.concurrency,
+        "open_invitations": opts.open_invitations,
+        "redeem_sample": min(REDEEM_SAMPLE, opts.invitations),
+        "started_stack": opts.api is None and opts.temporal is None,
+        "api_processes": opts.api_processes,
+        "worker_processes": opts.worker_processes,
+    }
+    async with _stack(opts, console) as stack:
+        results["config"]["apis"] = stack.apis
+        results["config"]["auth0_activities_per_s"] = (
+            BENCH_AUTH0_ACTIVITIES_PER_S
+            if stack.started_here
+            else stack.settings.max_task_queue_activities_per_second
+        )
+        async with Bench.open(opts, stack, console) as b:
+            results["machine"]["temporal_server"] = await b.server_version()
+            await b.run(results)
+    results["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["targets"] = {
+        key: {"bound": f"{op} {bound:g}", "value": v, "pass": _meets(v, op, bound)}
+        for key, op, bound in TARGETS
+        for v in [results.get(key)]
+    }
+    return results
+
+
+@contextlib.asynccontextmanager
+async def _stack(opts: Options, console: Any) -> AsyncIterator[Stack]:
+    if opts.api is not None or opts.temporal is not None:
+        yield external_stack(opts.api, opts.temporal)
+        return
+    log = opts.output.with_suffix(".log")
+    console.print(f"starting invites dev on free ports (output in {log}) …")
+    async with dev_stack(log, opts.api_processes, opts.worker_processes) as stack:
+        yield stack
+
+
+@dataclass
+class Bench:
+    opts: Options
+    stack: Stack
+    console: Any
+    client: Any  # temporalio.client.Client
+    http: httpx.AsyncClient
+    store: Any  # invites.db.store.Store
+    engine: Any
+    creator: Any  # invites.creation.Creator
+    noop_queue: str
+    run_id: str = field(default_factory=lambda: secrets.token_hex(3))
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, opts: Options, stack: Stack, console: Any) -> AsyncIterator[Bench]:
+        from temporalio.worker import Worker
+
+        from invites.auth0 import Auth0Management
+        from invites.bench_noop import NoopWorkflow
+        from invites.creation import Creator
+        from invites.db.engine import create_engine
+        from invites.db.store import Store
+        from invites.temporal import build_temporal_client
+
+        settings = stack.settings
+        client = await build_temporal_client(settings)
+        engine = create_engine(settings.database_url)
+        noop_queue = f"bench-noop-{uuid.uuid4().hex[:8]}"
+        limits = httpx.Limits(max_connections=max(opts.concurrency, OPEN_CONCURRENCY) + 16)
+        try:
+            async with (
+                httpx.AsyncClient(timeout=HTTP_TIMEOUT_S, limits=limits) as http,
+                Worker(client, task_queue=noop_queue, workflows=[NoopWorkflow]),
+            ):
+                store = Store(engine)
+                creator = Creator(settings, client, store, Auth0Management(settings, http).roles)
+                yield cls(opts, stack, console, client, http, store, engine, creator, noop_queue)
+        finally:
+            await engine.dispose()
+
+    async def server_version(self) -> str:
+        from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+
+        info = await self.client.workflow_service.get_system_info(GetSystemInfoRequest())
+        return info.server_version or "unknown"
+
+    def say(self, text: str) -> None:
+        self.console.print(f"[dim]{datetime.now():%H:%M:%S}[/] {text}")
+
+    async def run(self, results: dict[str, Any]) -> None:
+        opts = self.opts
+        n, sample = opts.invitations, min(REDEEM_SAMPLE, opts.invitations)
+        # Users for the invitations that will be redeemed: the last `sample` ones, so that once
+        # they are mailed the worker has caught up with the rest too.
+        redeemed = list(range(n - sample, n))
+        users = await self._users(redeemed)
+        expired_id = await self._create_expiring()
+        await self._warm_up()
+
+        self.say(f"raw starts: {n} no-op workflows, {opts.concurrency} at once …")
+        noop_ids, raw_s, raw_errors = await self._raw_starts(n)
+        results["raw_start_per_s"] = round(len(noop_ids) / raw_s, 1)
+        self.say(f"creates: {n} POST /v1/invitations, {opts.concurrency} at once …")
+        created, create_s, create_errors = await self._creates(n)
+        results["create_per_s"] = round(len(created) / create_s, 1)
+        results["create_vs_raw"] = round(results["create_per_s"] / results["raw_start_per_s"], 3)
+        results["errors"] = {"raw_start": raw_errors, "create": create_errors}
+
+        self.say("waiting until every created invitation is mailed …")
+        settle_start = time.perf_counter()
+        await self._mailed(list(created.values()), "created")
+        results["create_settle_s"] = round(time.perf_counter() - settle_start, 1)
+        results["worker_invitations_per_s"] = round(n / (create_s + results["create_settle_s"]), 1)
+
+        self.say(f"updates: {sample} bare update round-trips on no-op workflows …")
+        update_ms = await self._raw_updates(noop_ids[:sample])
+        results["raw_update_p50_ms"] = _pct(update_ms, 50)
+        results["raw_update_p95_ms"] = _pct(update_ms, 95)
+        self.say(f"redeems: {sample} signed webhooks, one after another …")
+        redeem_ms, pending = await self._redeems({i: created[i] for i in redeemed if i in created}, users)
+        results["redeem_p50_ms"] = _pct(redeem_ms, 50)
+        results["redeem_p95_ms"] = _pct(redeem_ms, 95)
+        results["redeem_vs_raw"] = round(results["redeem_p50_ms"] / results["raw_update_p50_ms"], 2)
+        results["redeem_grant_pending"] = pending
+
+        self.say(f"histories of {HISTORY_SAMPLE} accepted invitations and an expired one …")
+        accepted = [await self._history(created[i]) for i in redeemed[:HISTORY_SAMPLE]]
+        median = sorted(accepted, key=lambda f: f["history_events"])[(len(accepted) - 1) // 2]
+        results.update(_prefixed("accepted", median))
+        results["history_events_accepted_range"] = [
+            min(f["history_events"] for f in accepted),
+            max(f["history_events"] for f in accepted),
+        ]
+        results.update(_prefixed("expired", await self._history(expired_id)))
+        results["actions_estimate"] = results["actions_accepted"]
+        results["actions_estimate_expired"] = results["actions_expired"]
+
+        # While the stack is idle (every created invitation mailed), so the counts are the probes'.
+        metrics = self.stack.server_metrics_url()
+        if metrics is not None:
+            self.say("billable actions, counted by the server: one invitation accepted, one expired …")
+            results["actions_measured_accepted"] = await self._measured(metrics, self._probe_accepted)
+            results["actions_measured_expired"] = await self._measured(metrics, self._probe_expired)
+            # A cross-check only: the frontend counts a request the overloaded dev server then
+            # fails and the SDK retries, so under load these run above the history's figures.
+
+        pids = worker_pids(self.stack.roots)
+        results["worker_pids"] = pids
+        results["worker_rss_mb_idle"] = _rss(pids)
+        if opts.open_invitations:
+            self.say(f"memory: {opts.open_invitations} pending invitations through Creator …")
+            open_ids, open_s = await self._open(opts.open_invitations)
+            results["open_create_per_s"] = round(len(open_ids) / open_s, 1)
+            settle_start = time.perf_counter()
+            results["open_mailed"] = await self._mailed(open_ids, "open")
+            results["open_settle_s"] = round(time.perf_counter() - settle_start, 1)
+            await asyncio.sleep(2)  # let the last workflow tasks finish
+        results["worker_rss_mb_10k_open"] = _rss(pids)
+        results["worker_rss_mb_each"] = [round(rss_mb(p), 1) for p in pids]
+
+    # --- phases --------------------------------------------------------------------------------
+
+    async def _users(self, indices: list[int]) -> dict[int, dict[str, Any]]:
+        """Sandbox accounts through the Management API, as a sign-up would leave them."""
+        settings = self.stack.settings
+        auth0 = settings.auth0_base_url.rstrip("/")
+        token = await self.http.post(
+            f"{auth0}/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": settings.auth0_client_id,
+                "client_secret": settings.auth0_client_secret.get_secret_value(),
+                "audience": settings.auth0_audience,
+            },
+        )
+        _check(token, 200, "the sandbox token request")
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        users: dict[int, dict[str, Any]] = {}
+
+        async def one(i: int) -> None:
+            body = {
+                "connection": DATABASE_CONNECTION,
+                "email": self._email(i),
+                "password": USER_PASSWORD,
+                "name": f"Bench user {i}",
+            }
+            response = await self.http.post(f"{auth0}/api/v2/users", json=body, headers=headers)
+            _check(response, 201, "creating a sandbox user")
+            users[i] = response.json()
+
+        await _gather_limited([lambda i=i: one(i) for i in indices], 8)
+        return users
+
+    async def _create_expiring(self, tag: str = "expiring") -> str:
+        """An invitation that expires seconds from now, through the API's own `Creator`.
+
+        The API refuses expiries under an hour, so the body is built without validation
+        (`model_construct`); the row, the workflow input and the start are Creator's.
+        """
+        from invites.schemas import InvitationCreate
+
+        body = InvitationCreate.model_construct(
+            email=f"bench-{self.run_id}-{tag}@example.com",
+            roles=ROLES,
+            data={"source": "bench"},
+            app_metadata={},
+            external_ref=None,
+            crm_contact_id=None,
+            locale="en",
+            expires_in=EXPIRES_AFTER_S,
+            reminders=[],
+            email_policy=None,
+        )
+        return (await self.creator.create(body)).state.invitation_id
+
+    async def _warm_up(self) -> None:
+        from invites.bench_noop import NoopWorkflow
+
+        async def create(i: int) -> None:
+            api = self.stack.apis[i % len(self.stack.apis)]
+            body = {"email": f"bench-{self.run_id}-warm{i}@example.com", "roles": ROLES}
+            _check(await self.http.post(f"{api}/v1/invitations", json=body, headers=_key()), 201, "a create")
+
+        async def start(i: int) -> None:
+            handle = await self.client.start_workflow(
+                NoopWorkflow.run, id=f"bench-{self.run_id}-warm{i}", task_queue=self.noop_queue
+            )
+            await handle.execute_update(NoopWorkflow.finish)
+
+        count = WARM_UP * len(self.stack.apis)
+        await _gather_limited([lambda i=i: create(i) for i in range(count)], 4)
+        await _gather_limited([lambda i=i: start(i) for i in range(WARM_UP)], 4)
+
+    async def _raw_starts(self, n: int) -> tuple[list[str], float, int]:
+        from invites.bench_noop import NoopWorkflow
+
+        ids: dict[int, str] = {}
+
+        async def start(i: int) -> None:
+            workflow_id = f"bench-{self.run_id}-noop-{i:06d}"
+            await self.client.start_workflow(NoopWorkflow.run, id=workflow_id, task_queue=self.noop_queue)
+            ids[i] = workflow_id
+
+        elapsed, errors = await _timed(n, self.opts.concurrency, start)
+        return [ids[i] for i in sorted(ids)], elapsed, errors
+
+    async def _creates(self, n: int) -> tuple[dict[int, str], float, int]:
+        created: dict[int, str] = {}
+        apis = self.stack.apis
+
+        async def create(i: int) -> None:
+            body = {"email": self._email(i), "roles": ROLES, "data": {"source": "bench", "n": i}}
+            api = apis[i % len(apis)]
+            response = await self.http.post(f"{api}/v1/invitations", json=body, headers=_key())
+            _check(response, 201, "POST /v1/invitations")
+            created[i] = response.json()["id"]
+
+        elapsed, errors = await _timed(n, self.opts.concurrency, create)
+        if not created:
+            raise BenchError("every create failed; see the stack's log")
+        return created, elapsed, errors
+
+    async def _raw_updates(self, ids: list[str]) -> list[float]:
+        from invites.bench_noop import NoopWorkflow
+
+        latencies = []
+        for workflow_id in ids:
+            handle = self.client.get_workflow_handle(workflow_id)
+            started = time.perf_counter()
+            await handle.execute_update(NoopWorkflow.finish)
+            latencies.append((time.perf_counter() - started) * 1000)
+        return latencies
+
+    async def _redeems(
+        self, invitations: dict[int, str], users: dict[int, dict[str, Any]]
+    ) -> tuple[list[float], int]:
+        """Webhook to `200 {grant: "done"}`; a `pending` answer is timed until the grant is done."""
+        from standardwebhooks import Webhook
+
+        from invites.invitations import get_state
+
+        links = await self._links(list(invitations.values()))
+        missing = [i for i in invitations.values() if i not in links]
+        if missing:
+            raise BenchError(f"{len(missing)} invitations to redeem were never mailed (first: {missing[0]})")
+        webhook = Webhook(self.stack.settings.webhook_secret.get_secret_value())
+        apis = self.stack.apis
+        latencies, pending = [], 0
+        for i, invitation_id in invitations.items():
+            user = users[i]
+            raw = json.dumps(
+                {
+                    "type": "invitation.redeem",
+                    "invitation": links[invitation_id].rsplit("/i/", 1)[1],
+                    "user": {
+                        "user_id": user["user_id"],
+                        "email": user["email"],
+                        "email_verified": user.get("email_verified", False),
+                        "name": user.get("name"),
+                    },
+                    "connection": {"name": DATABASE_CONNECTION, "strategy": "auth0"},
+                    "is_new_user": True,
+                }
+            ).encode()
+            msg_id, at = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
+            headers = {
+                "webhook-id": msg_id,
+                "webhook-timestamp": str(int(at.timestamp())),
+                "webhook-signature": webhook.sign(msg_id, at, raw.decode()),
+                "content-type": "application/json",
+            }
+            started = time.perf_counter()
+            response = await self.http.post(
+                f"{apis[i % len(apis)]}/v1/webhooks/auth0", content=raw, headers=headers
+            )
+            _check(response, 200, "the redeem webhook")
+            if response.json()["grant"] != "done":
+                pending += 1
+                # Polls the workflow's state: nothing local to wait on.
+                while (await get_state(self.client, invitation_id)).grant != "done":  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            latencies.append((time.perf_counter() - started) * 1000)
+        return latencies, pending
+
+    async def _history(self, invitation_id: str) -> dict[str, Any]:
+        from invites.invitations import handle_for
+
+        handle = handle_for(self.client, invitation_id)
+        async with asyncio.timeout(EXPIRES_AFTER_S + SETTLE_MIN_S):
+            await handle.result()
+        history = await handle.fetch_history()
+        return history_figures(history.events)
+
+    async def _open(self, count: int) -> tuple[list[str], float]:
+        from invites.schemas import InvitationCreate
+
+        ids: dict[int, str] = {}
+
+        async def create(i: int) -> None:
+            body = InvitationCreate(
+                email=f"bench-{self.run_id}-open{i:06d}@example.com", roles=ROLES, data={"source": "bench"}
+            )
+            ids[i] = (await self.creator.create(body)).state.invitation_id
+
+        elapsed, errors = await _timed(count, OPEN_CONCURRENCY, create)
+        if errors:
+            self.say(f"[yellow]{errors} open invitations could not be created[/]")
+        return list(ids.values()), elapsed
+
+    # --- billable actions as the server counts them --------------------------------------------
+
+    async def _measured(self, metrics_url: str, probe: Callable[[], Awaitable[None]]) -> dict[str, int]:
+        """The server's `action` counter (what Temporal Cloud bills) around one probe, by type.
+
+        Run when the stack is idle (every other invitation waits on a far timer), so the
+        difference is the probe's own.
+        """
+        before = await self._actions(metrics_url)
+        await probe()
+        await asyncio.sleep(1)  # the last workflow task's commands are counted as it completes
+        after = await self._actions(metrics_url)
+        return {k: int(after[k] - before.get(k, 0)) for k in sorted(after) if after[k] > before.get(k, 0)}
+
+    async def _actions(self, metrics_url: str) -> dict[str, float]:
+        response = await self.http.get(metrics_url)
+        _check(response, 200, "the Temporal server's metrics")
+        return server_actions(response.text, self.stack.settings.temporal_namespace)
+
+    async def _probe_accepted(self) -> None:
+        from invites.invitations import handle_for
+
+        i = self.opts.invitations + 1  # past the numbered ones
+        users = await self._users([i])
+        body = {"email": self._email(i), "roles": ROLES, "data": {"source": "bench", "probe": True}}
+        response = await self.http.post(f"{self.stack.apis[0]}/v1/invitations", json=body, headers=_key())
+        _check(response, 201, "POST /v1/invitations")
+        invitation_id = response.json()["id"]
+        await self._redeems({i: invitation_id}, users)
+        async with asyncio.timeout(SETTLE_MIN_S):
+            await handle_for(self.client, invitation_id).result()
+
+    async def _probe_expired(self) -> None:
+        from invites.invitations import handle_for
+
+        invitation_id = await self._create_expiring("probe")
+        async with asyncio.timeout(EXPIRES_AFTER_S + SETTLE_MIN_S):
+            await handle_for(self.client, invitation_id).result()
+
+    # --- the database: the outbox tells which invitations the worker has mailed ---------------
+
+    async def _mailed(self, ids: list[str], what: str) -> int:
+        """Wait until every invitation in `ids` has its invitation mail; return how many do."""
+        timeout = max(SETTLE_MIN_S, len(ids) / SETTLE_RATE_FLOOR)
+        deadline = time.monotonic() + timeout
+        done = 0
+        while time.monotonic() < deadline:
+            done = await self._count_mailed(ids)
+            if done >= len(ids):
+                return done
+            await asyncio.sleep(POLL_S)
+        self.say(f"[yellow]{what}: only {done} of {len(ids)} invitations were mailed in {timeout:.0f} s[/]")
+        return done
+
+    async def _count_mailed(self, ids: list[str]) -> int:
+        from sqlalchemy import func, select
+
+        from invites.db.tables import Mail
+
+        total = 0
+        async with self.engine.connect() as conn:
+            for chunk in _chunks(ids, 500):
+                stmt = select(func.count(func.distinct(Mail.invitation_id))).where(
+                    Mail.kind == "invite", Mail.invitation_id.in_(chunk)
+                )
+                total += (await conn.execute(stmt)).scalar_one()
+        return total
+
+    async def _links(self, ids: list[str]) -> dict[str, str]:
+        """The link each invitation's mail carried (its token is what the Action sends back)."""
+        from sqlalchemy import select
+
+        from invites.db.tables import Mail
+
+        await self._mailed(ids, "redeem sample")
+        links: dict[str, str] = {}
+        async with self.engine.connect() as conn:
+            for chunk in _chunks(ids, 500):
+                stmt = select(Mail.invitation_id, Mail.link).where(
+                    Mail.kind == "invite", Mail.invitation_id.in_(chunk)
+                )
+                links.update({row.invitation_id: row.link for row in await conn.execute(stmt)})
+        return links
+
+    def _email(self, i: int) -> str:
+        return f"bench-{self.run_id}-{i:06d}@example.com"
+
+
+# --- history and billable actions ------------------------------------------------------------
+
+
+def history_figures(events: Any) -> dict[str, Any]:
+    """Events of one run and its Temporal Cloud billable actions, estimated from history.
+
+    Counted as the Cloud documents them: the start (1), every activity attempt, every timer
+    (the implicit ones of `wait_condition(timeout=...)` too), every search-attribute upsert,
+    signal and accepted update, and the markers of a workflow task as one. Not in history, so
+    added from what the code does: one heartbeat per Auth0 activity attempt (it heartbeats at
+    once and the SDK sends the first heartbeat without delay) and client queries (none on the
+    create or redeem path). The server's own `action` counter confirms it (`_measured`).
+    """
+    from temporalio.api.enums.v1 import EventType
+
+    types = Counter(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in events)
+    attempts = heartbeats = 0
+    scheduled_queue: dict[int, str] = {}
+    marker_tasks: set[int] = set()
+    upserts = 0
+    for e in events:
+        if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            fields = e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+            # The SDK's own TemporalChangeVersion upsert (from `workflow.patched`) is not billed.
+            upserts += set(fields) != {"TemporalChangeVersion"}
+        elif e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            marker_tasks.add(e.marker_recorded_event_attributes.workflow_task_completed_event_id)
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled_queue[e.event_id] = e.activity_task_scheduled_event_attributes.task_queue.name
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            attrs = e.activity_task_started_event_attributes
+            attempts += attrs.attempt
+            if scheduled_queue.get(attrs.scheduled_event_id, "").endswith("-auth0"):
+                heartbeats += attrs.attempt
+    breakdown = {
+        "start": types["WORKFLOW_EXECUTION_STARTED"],
+        "activity_attempts": attempts,
+        "timers": types["TIMER_STARTED"],
+        "search_attribute_upserts": upserts,
+        "signals": types["WORKFLOW_EXECUTION_SIGNALED"],
+        "updates": types["WORKFLOW_EXECUTION_UPDATE_ACCEPTED"],
+        # The markers of one workflow task are one action (`workflow.patched` writes one).
+        "marker_batches": len(marker_tasks),
+        "heartbeats": heartbeats,
+    }
+    return {
+        "history_events": len(events),
+        "event_types": dict(sorted(types.items())),
+        "actions": sum(breakdown.values()),
+        "actions_breakdown": breakdown,
+    }
+
+
+def server_actions(metrics: str, namespace: str) -> dict[str, float]:
+    """`action{action_type=...,namespace=...}` counters of a Temporal server's /metrics page."""
+    totals: dict[str, float] = {}
+    for line in metrics.splitlines():
+        if not line.startswith("action{") or f'namespace="{namespace}"' not in line:
+            continue
+        labels, value = line.rsplit(" ", 1)
+        kind = labels.split('action_type="', 1)[1].split('"', 1)[0]
+        totals[kind] = totals.get(kind, 0) + float(value)
+    return totals
+
+
+def _prefixed(kind: str, figures: dict[str, Any]) -> dict[str, Any]:
+    return {
+        f"history_events_{kind}": figures["history_events"],
+        f"history_event_types_{kind}": figures["event_types"],
+        f"actions_{kind}": figures["actions"],
+        f"actions_breakdown_{kind}": figures["actions_breakdown"],
+    }
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+async def _timed(n: int, concurrency: int, fn: Callable[[int], Awaitable[None]]) -> tuple[float, int]:
+    """Run fn(0..n-1) with `concurrency` in flight; the elapsed seconds and the failures."""
+    errors: list[BaseException] = []
+    next_index = iter(range(n))
+
+    async def lane() -> None:
+        for i in next_index:
+            try:
+                await fn(i)
+            except Exception as exc:  # counted and reported, the run goes on
+                errors.append(exc)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(min(concurrency, n))))
+    elapsed = time.perf_counter() - started
+    if errors:
+        print(f"{len(errors)} of {n} calls failed; the first: {errors[0]!r}", file=sys.stderr)
+    return elapsed, len(errors)
+
+
+async def _gather_limited(calls: list[Callable[[], Awaitable[None]]], limit: int) -> None:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(call: Callable[[], Awaitable[None]]) -> None:
+        async with gate:
+            await call()
+
+    await asyncio.gather(*(one(c) for c in calls))
+
+
+def _check(response: httpx.Response, status: int, what: str) -> None:
+    if response.status_code != status:
+        raise BenchError(f"{what} answered {response.status_code}: {response.text[:300]}")
+
+
+def _key() -> dict[str, str]:
+    return {"Authorization": f"Bearer {DEV_API_KEY}"}
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _pct(values: list[float], p: float) -> float:
+    """Nearest-rank percentile, in the values' unit, rounded to 0.1."""
+    if not values:
+        raise BenchError("nothing was measured")
+    ordered = sorted(values)
+    return round(ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)], 1)
+
+
+def _rss(pids: list[int]) -> float | None:
+    """The largest worker's RSS (the target is per worker process)."""
+    return round(max(rss_mb(p) for p in pids), 1) if pids else None
+
+
+def _meets(value: Any, op: str, bound: float) -> bool | None:
+    if not isinstance(value, int | float):
+        return None
+    return value >= bound if op == ">=" else value <= bound
+
+
+# --- output ----------------------------------------------------------------------------------
+
+ROWS = [
+    ("create_per_s", "creates / s (HTTP API)"),
+    ("raw_start_per_s", "raw starts / s (no-op workflow)"),
+    ("create_vs_raw", "create / raw"),
+    ("redeem_p50_ms", "redeem p50 ms (webhook → grant done)"),
+    ("redeem_p95_ms", "redeem p95 ms"),
+    ("raw_update_p50_ms", "raw update p50 ms"),
+    ("redeem_vs_raw", "redeem / raw update"),
+    ("history_events_accepted", "history events, accepted"),
+    ("history_events_expired", "history events, expired"),
+    ("actions_estimate", "billable actions, accepted"),
+    ("actions_estimate_expired", "billable actions, expired"),
+    ("worker_rss_mb_idle", "worker RSS MiB, before the open ones"),
+    ("worker_rss_mb_10k_open", "worker RSS MiB, open invitations"),
+]
+
+
+def print_results(results: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    m, cfg = results["machine"], results["config"]
+    table = Table(
+        title=(
+            f"invites bench — {cfg['invitations']} invitations, concurrency {cfg['concurrency']}, "
+            f"{cfg['open_invitations']} open, {cfg['api_processes']} API / {cfg['worker_processes']} worker"
+        )
+    )
+    for name, justify in (("figure", "left"), ("value", "right"), ("target", "left"), ("", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    targets = results["targets"]
+    for key, label in ROWS:
+        target = targets.get(key)
+        verdict = ""
+        if target is not None:
+            verdict = {True: "[green]PASS[/]", False: "[red]MISS[/]", None: "[yellow]n/a[/]"}[target["pass"]]
+        table.add_row(label, _show(results.get(key)), target["bound"] if target else "", verdict)
+    console.print(table)
+    console.print(
+        f"{m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, Python {m['python']}, "
+        f"Temporal server {m.get('temporal_server')} ({m['temporal_cli']}), "
+        f"load {m['load_avg_start']} → {m.get('load_avg_end')}"
+    )
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
+
+
+def main() -> None:
+    """`python -m invites.bench`: the same command until the CLI registers it."""
+    app = typer.Typer(add_completion=False)
+    app.command()(bench)
+    code = 0
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    # The Temporal SDK's Rust threads can abort interpreter teardown (see invites.cli._Invites).
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

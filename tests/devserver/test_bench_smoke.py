@@ -1,0 +1,73 @@
+"""`invites bench` end to end on a small load: it starts its own `invites dev` on free ports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FIGURES = [
+    "create_per_s",
+    "raw_start_per_s",
+    "create_vs_raw",
+    "redeem_p50_ms",
+    "redeem_p95_ms",
+    "raw_update_p50_ms",
+    "redeem_vs_raw",
+    "history_events_accepted",
+    "history_events_expired",
+    "actions_estimate",
+    "actions_estimate_expired",
+    "worker_rss_mb_10k_open",
+]
+
+
+@pytest.mark.slow
+def test_bench_measures_every_figure_on_a_small_load(tmp_path: Path) -> None:
+    output = tmp_path / "bench.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "invites.bench",
+            "--invitations",
+            "20",
+            "--concurrency",
+            "8",
+            "--open-invitations",
+            "50",
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    log = output.with_suffix(".log")
+    assert run.returncode == 0, (
+        run.stdout[-3000:] + run.stderr[-3000:] + (log.read_text()[-3000:] if log.exists() else "")
+    )
+    figures = json.loads(output.read_text())
+
+    for key in FIGURES:
+        assert isinstance(figures[key], int | float) and figures[key] > 0, (key, figures.get(key))
+    assert figures["errors"] == {"raw_start": 0, "create": 0}
+    assert figures["open_mailed"] == 50
+    # The server's own action counter saw the probe invitation start.
+    assert figures["actions_measured_accepted"]["grpc_StartWorkflowExecution"] >= 1
+    assert figures["actions_estimate"] == figures["actions_accepted"]
+    assert set(figures["targets"]) == {
+        "create_vs_raw",
+        "redeem_vs_raw",
+        "history_events_accepted",
+        "worker_rss_mb_10k_open",
+    }
+    assert all(isinstance(t["pass"], bool) for t in figures["targets"].values())
+    machine = figures["machine"]
+    assert machine["cores"] > 0 and machine["memory_gb"] > 0
+    assert machine["python"] and machine["temporal_server"] not in ("", "unknown")
+    assert "PASS" in run.stdout or "MISS" in run.stdout  # the table with a verdict per target

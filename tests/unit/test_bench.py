@@ -1,0 +1,128 @@
+"""`invites bench`'s own arithmetic: percentiles, billable actions, process and metrics parsing."""
+
+from __future__ import annotations
+
+from temporalio.api.common.v1 import Payload, SearchAttributes
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import (
+    ActivityTaskScheduledEventAttributes,
+    ActivityTaskStartedEventAttributes,
+    HistoryEvent,
+    MarkerRecordedEventAttributes,
+    UpsertWorkflowSearchAttributesEventAttributes,
+)
+from temporalio.api.taskqueue.v1 import TaskQueue
+
+from invites.bench import _meets, _pct, history_figures, server_actions
+from invites.bench_stack import is_worker
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert _pct(values, 50) == 50.0
+    assert _pct(values, 95) == 95.0
+    assert _pct([7.0], 95) == 7.0
+
+
+def test_targets_compare_in_their_direction() -> None:
+    assert _meets(0.8, ">=", 0.7) is True
+    assert _meets(5, "<=", 4) is False
+    assert _meets(None, "<=", 4) is None
+
+
+def test_worker_processes_are_recognised_as_dev_and_the_cli_start_them() -> None:
+    assert is_worker(["/venv/bin/python", "-m", "invites.cli", "worker"])
+    assert is_worker(["/venv/bin/python3", "/venv/bin/invites", "worker"])
+    assert not is_worker(["/venv/bin/python", "-m", "invites.cli", "api"])
+    assert not is_worker(["/venv/bin/python", "-m", "pytest", "tests/worker"])
+
+
+def test_server_action_counters_are_summed_per_type_for_the_namespace() -> None:
+    page = "\n".join(
+        [
+            "# HELP action action counter",
+            'action{action_type="grpc_StartWorkflowExecution",namespace="default",operation="x"} 3',
+            'action{action_type="grpc_StartWorkflowExecution",namespace="temporal_system",operation="x"} 9',
+            'action{action_type="command_StartTimer",namespace="default",operation="y"} 2',
+            'action_latency{action_type="command_StartTimer",namespace="default"} 5',
+        ]
+    )
+    assert server_actions(page, "default") == {"grpc_StartWorkflowExecution": 3, "command_StartTimer": 2}
+
+
+def _event(event_id: int, kind: int, **attrs: object) -> HistoryEvent:
+    return HistoryEvent(event_id=event_id, event_type=kind, **attrs)  # type: ignore[arg-type]
+
+
+def test_billable_actions_count_attempts_timers_upserts_markers_and_auth0_heartbeats() -> None:
+    """The SDK's TemporalChangeVersion upsert is in history but not billed."""
+    e = EventType
+    events = [
+        _event(1, e.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED),
+        _event(4, e.EVENT_TYPE_WORKFLOW_TASK_COMPLETED),
+        _event(5, e.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES),
+        _event(
+            6,
+            e.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+            activity_task_scheduled_event_attributes=ActivityTaskScheduledEventAttributes(
+                task_queue=TaskQueue(name="invitations-auth0")
+            ),
+        ),
+        _event(
+            7,
+            e.EVENT_TYPE_ACTIVITY_TASK_STARTED,
+            activity_task_started_event_attributes=ActivityTaskStartedEventAttributes(
+                scheduled_event_id=6, attempt=2
+            ),
+        ),
+        _event(
+            8,
+            e.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+            activity_task_scheduled_event_attributes=ActivityTaskScheduledEventAttributes(
+                task_queue=TaskQueue(name="invitations")
+            ),
+        ),
+        _event(
+            9,
+            e.EVENT_TYPE_ACTIVITY_TASK_STARTED,
+            activity_task_started_event_attributes=ActivityTaskStartedEventAttributes(
+                scheduled_event_id=8, attempt=1
+            ),
+        ),
+        _event(10, e.EVENT_TYPE_TIMER_STARTED),
+        _event(
+            11,
+            e.EVENT_TYPE_MARKER_RECORDED,
+            marker_recorded_event_attributes=MarkerRecordedEventAttributes(
+                workflow_task_completed_event_id=4
+            ),
+        ),
+        _event(
+            12,
+            e.EVENT_TYPE_MARKER_RECORDED,
+            marker_recorded_event_attributes=MarkerRecordedEventAttributes(
+                workflow_task_completed_event_id=4
+            ),
+        ),
+        _event(13, e.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED),
+        _event(
+            14,
+            e.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+            upsert_workflow_search_attributes_event_attributes=UpsertWorkflowSearchAttributesEventAttributes(
+                search_attributes=SearchAttributes(indexed_fields={"TemporalChangeVersion": Payload()})
+            ),
+        ),
+    ]
+    figures = history_figures(events)
+    assert figures["history_events"] == 12
+    assert figures["actions_breakdown"] == {
+        "start": 1,
+        "activity_attempts": 3,
+        "timers": 1,
+        "search_attribute_upserts": 1,
+        "signals": 0,
+        "updates": 1,
+        "marker_batches": 1,
+        "heartbeats": 2,
+    }
+    assert figures["actions"] == 10
