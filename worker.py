@@ -42,7 +42,9 @@ log = logging.getLogger("invites.worker")
 # Tuned for a small box: activities are I/O-bound, workflows are tiny and long-lived.
 MAX_CONCURRENT_ACTIVITIES = 100
 MAX_CONCURRENT_AUTH0_ACTIVITIES = 10
-MAX_CACHED_WORKFLOWS = 2000
+# Memory is set by this cache, not by how many invitations are open (BENCHMARKS.md): an
+# evicted invitation parked on a timer costs nothing until its next event replays it.
+MAX_CACHED_WORKFLOWS = 1000
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 
 

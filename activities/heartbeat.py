@@ -18,9 +18,10 @@ INTERVAL_S = 1.0
 @contextlib.asynccontextmanager
 async def heartbeating(interval: float = INTERVAL_S) -> AsyncIterator[None]:
     async def beat() -> None:
+        # Sleep first: a call that answers within a second sends no heartbeat (a billable action).
         while True:
-            activity.heartbeat()
             await asyncio.sleep(interval)
+            activity.heartbeat()
 
     task = asyncio.create_task(beat())
     try:
