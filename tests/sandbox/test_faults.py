@@ -72,7 +72,7 @@ async def test_delay_answers_late_and_trips_a_short_client_timeout(
 ) -> None:
     token = await token_for(auth0_url)
     auth0_fake.faults.delay(GET_USER, 0.3, times=2)
-    async with httpx.AsyncClient(timeout=0.1) as impatient:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(5, read=0.1)) as impatient:  # only reads are short
         client = AsyncAuth0(
             base_url=f"{auth0_url}/api/v2", token=token, max_retries=0, httpx_client=impatient
         )
