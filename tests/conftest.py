@@ -50,9 +50,13 @@ def settings_overrides() -> dict[str, Any]:
     return {}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server: timers of days pass in milliseconds."""
+    """The time-skipping test server: timers of days pass in milliseconds.
+
+    One per test module: its clock only moves forward and an activity left outstanding stops
+    it from skipping, so modules must not share one.
+    """
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
