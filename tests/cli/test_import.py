@@ -1,0 +1,185 @@
+"""`invites import FILE.csv`: rows created once, bad rows reported by line, memory bounded."""
+
+from __future__ import annotations
+
+import csv
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from invites.bulk_import import KEY_PREFIX
+from invites.creation import request_fingerprint
+from invites.db.engine import create_engine
+from invites.db.records import InvitationRecord
+from invites.db.tables import Invitation, Mail
+from invites.ids import invitation_id_for_key, invitation_id_for_ref
+from invites.invitations import handle_for
+from invites.schemas import InvitationCreate
+from tests.cli.conftest import Cli
+
+pytestmark = pytest.mark.devserver
+
+HEADER = "email,roles,external_ref,locale,expires_in,email_policy,plan,source\n"
+
+
+def summary_of(stdout: str) -> dict:
+    return json.loads(stdout)
+
+
+def rejects_of(path: Path) -> list[tuple[int, str]]:
+    """(line, reason) of each rejected row, by line (rows are written as they finish)."""
+    with path.open(newline="") as f:
+        return sorted((int(row["line"]), row["reason"]) for row in csv.DictReader(f))
+
+
+async def test_import_creates_valid_rows_once_and_reports_bad_ones_by_line(cli: Cli, tmp_path: Path):
+    tag = uuid.uuid4().hex[:8]
+    a, b, c = (f"{name}.{tag}@example.com" for name in "abc")
+    lines = [
+        HEADER,  # line 1
+        f"{a},customer,ref-{tag},fr,86400,any,pro,ads\n",  # 2: every known column
+        f"{b},customer|member,,,,,team,\n",  # 3: no ref: named by its content
+        f'{c},"customer member",,,,,"two\nlines",x\n',  # 4-5: a quoted field across lines
+        "not-an-email,customer,,,,,,\n",  # 6
+        f"d.{tag}@example.com,wizard,,,,,,\n",  # 7: no such role in the tenant
+        ",customer,,,,,,\n",  # 8
+        f"e.{tag}@example.com,customer,,,abc,,,\n",  # 9
+        "\n",  # 10: blank, skipped
+        f"f.{tag}@example.com,customer,,,,,,,extra\n",  # 11: one field too many
+        f"{b},customer|member,,,,,team,\n",  # 12: the same as line 3
+    ]
+    path = tmp_path / "leads.csv"
+    path.write_text("".join(lines))
+
+    first = await cli("import", str(path), "--json")
+    assert first.exit_code == 1, first.stderr  # some rows were rejected
+    summary = summary_of(first.stdout)
+    assert (summary["created"], summary["already_existing"], summary["rejected"]) == (3, 1, 5)
+    assert summary["failed"] == 0
+    rejects = tmp_path / "leads.rejects.csv"
+    assert summary["rejects_file"] == str(rejects)
+    assert rejects_of(rejects) == [
+        (6, "invalid_email"),
+        (7, "unknown_role"),
+        (8, "missing_email"),
+        (9, "invalid_expires_in"),
+        (11, "invalid_row"),
+    ]
+
+    store = cli.stack.store
+    by_ref = await store.get_invitation(invitation_id_for_ref(f"ref-{tag}"))
+    assert by_ref is not None
+    assert (by_ref.email, by_ref.data) == (a, {"plan": "pro", "source": "ads"})
+    assert by_ref.options["locale"] == "fr"
+    assert by_ref.options["email_policy"] == "any"
+    assert by_ref.options["expires_in"] == 86400
+    body = InvitationCreate(email=b, roles=["customer", "member"], data={"plan": "team"})
+    by_content = await store.get_invitation(invitation_id_for_key(KEY_PREFIX + request_fingerprint(body)))
+    assert by_content is not None
+    assert by_content.options["roles"] == ["customer", "member"]
+    ids = [by_ref.id, by_content.id]
+    [multi] = [r for r in await _invitations_to(cli, c)]
+    assert multi.data == {"plan": "two\nlines", "source": "x"}
+    ids.append(multi.id)
+    cli.stack.handles.extend(handle_for(cli.stack.client, i) for i in ids)
+
+    second = await cli("import", str(path), "--json")
+    again = summary_of(second.stdout)
+    assert (again["created"], again["already_existing"], again["rejected"]) == (0, 4, 5)
+
+    human = await cli("import", str(path))
+    assert human.exit_code == 1
+    assert "already existing         4" in human.stdout
+    assert f"skipped rows are listed in {rejects}" in human.stdout
+
+
+async def _invitations_to(cli: Cli, email: str) -> list[InvitationRecord]:
+    engine = create_engine(cli.stack.settings.database_url)
+    try:
+        async with engine.connect() as db:
+            ids = (await db.scalars(select(Invitation.id).where(Invitation.email == email))).all()
+    finally:
+        await engine.dispose()
+    return [r for i in ids if (r := await cli.stack.store.get_invitation(i)) is not None]
+
+
+async def mails_sent(cli: Cli) -> int:
+    engine = create_engine(cli.stack.settings.database_url)
+    try:
+        async with engine.connect() as db:
+            return await db.scalar(select(func.count()).select_from(Mail)) or 0
+    finally:
+        await engine.dispose()
+
+
+async def test_a_file_that_cannot_be_imported_is_bad_usage(cli: Cli, tmp_path: Path):
+    no_email = tmp_path / "no-email.csv"
+    no_email.write_text("name,plan\nada,pro\n")
+    result = await cli("import", str(no_email))
+    assert result.exit_code == 2
+    assert "email" in result.stderr
+    assert not (tmp_path / "no-email.rejects.csv").exists()
+
+    assert (await cli("import", str(tmp_path / "missing.csv"))).exit_code == 2
+    assert (await cli("import", str(no_email), "--concurrency", "0")).exit_code == 2
+
+
+# --- 10,000 rows ----------------------------------------------------------------------------
+
+ROWS = 10_000
+BAD = {"invalid_email": 5, "unknown_role": 5, "invalid_data": 5, "missing_email": 5}
+MAX_RSS_MIB = 400
+IMPORT_TIMEOUT_S = 900
+SETTLE_TIMEOUT_S = 600
+# Run the CLI in its own process and report its peak memory. VmHWM, not getrusage's ru_maxrss:
+# a child started by vfork + exec inherits the parent's peak in ru_maxrss (here pytest's, with
+# a worker holding 10,000 workflows), while VmHWM belongs to the new process alone.
+MEASURED = """
+import os, sys
+from typer.main import get_command
+from invites.cli import app
+code = 0
+try:
+    get_command(app).main(args=sys.argv[1:], prog_name="invites")
+except SystemExit as exc:
+    code = exc.code or 0
+sys.stdout.flush()
+with open("/proc/self/status") as status:
+    peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+sys.stderr.write(f"\\npeak_rss_kib={peak}\\n")
+sys.stderr.flush()
+os._exit(code)
+"""
+
+
+def write_leads(path: Path, tag: str) -> dict[int, str]:
+    """ROWS data rows, the BAD ones spread through the file; returns line -> expected reason."""
+    bad_lines: dict[int, str] = {}
+    kinds = [kind for kind, count in BAD.items() for _ in range(count)]
+    every = ROWS // len(kinds)
+    with path.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["email", "roles", "external_ref", "plan", "notes"])
+        for i in range(ROWS):
+            line = i + 2
+            email, roles, ref, notes = f"lead{i}.{tag}@example.com", "customer", "", "ok"
+            if i % 2 == 0:
+                ref = f"lead-{tag}-{i}"
+            if i % 7 == 0:
+                roles = "customer|member"
+            if i % every == every // 2 and kinds:
+                kind = kinds.pop()
+                bad_lines[line] = kind
+                if kind == "invalid_email":
+                    email = f"lead{i}.{tag}-at-example.com"
+                elif kind == "unknown_role":
+                    roles = "customer wizard"
+                elif kind == "invalid_data":
+                    notes = "x" * 70_000  # past the 64 KiB of data
+                else:
+                    email = ""
+            out.writerow([email, roles, ref, "pro" if i % 3 else "team", notes])
+    return bad_lines
