@@ -33,7 +33,10 @@ SIGNIN = "http://signin.test/authorize?client_id=funnel-app&redirect_uri=http%3A
 @contextlib.asynccontextmanager
 async def serve(app: FastAPI) -> AsyncIterator[str]:
     """Run the app under uvicorn on an ephemeral port, lifespan included."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    # log_config=None: uvicorn must not reconfigure the process's loggers (its default config
+    # detaches uvicorn.access from the root logger, which later log-capturing tests rely on).
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on")
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     async with asyncio.timeout(10):
         while not server.started:
