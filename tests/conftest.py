@@ -66,10 +66,9 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-@pytest.fixture(scope="session")
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+async def start_dev_server() -> WorkflowEnvironment:
     """The real dev server (`temporal server start-dev`), search attributes registered at start."""
-    env = await WorkflowEnvironment.start_local(
+    return await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
         data_converter=pydantic_data_converter,
         search_attributes=(),
@@ -80,5 +79,11 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         ],
         ui=False,
     )
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One dev server for the session's tests (each uses its own task queue)."""
+    env = await start_dev_server()
     yield env
     await env.shutdown()
