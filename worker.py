@@ -1,8 +1,10 @@
 """The worker: wiring only. Builds the outside clients from settings and runs two Temporal workers.
 
-- `INVITES_TASK_QUEUE` (default `invitations`): the workflow, mail, CRM and store activities.
-- `<task queue>-auth0`: the Auth0 activities alone, under a per-second ceiling
-  (`INVITES_MAX_TASK_QUEUE_ACTIVITIES_PER_SECOND`), because Auth0 rate-limits per tenant.
+- `INVITES_TASK_QUEUE` (default `invitations`): the workflow, mail, CRM and store activities,
+  and the Auth0 grant calls made when someone accepts (few, and a person is waiting).
+- `<task queue>-auth0`: the Auth0 look-up of every new invitation, under a per-second ceiling
+  (`INVITES_MAX_TASK_QUEUE_ACTIVITIES_PER_SECOND`), because Auth0 rate-limits per tenant and a
+  bulk import makes thousands of them.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -20,6 +22,7 @@ from hubspot import HubSpot
 from sendgrid import SendGridAPIClient
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 from urllib3.util.retry import Retry
 
 from activities.auth0 import Auth0Activities
@@ -46,6 +49,14 @@ MAX_CONCURRENT_AUTH0_ACTIVITIES = 10
 # evicted invitation parked on a timer costs nothing until its next event replays it.
 MAX_CACHED_WORKFLOWS = 1000
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
+# Still sandboxed (workflow code is re-imported per run and checked for non-determinism), but
+# the modules it shares with the rest of the process (our models and pure rules, pydantic) are
+# passed through instead of being imported again for every invitation the worker loads.
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(
+        "invites", "activities", "pydantic", "pydantic_core", "annotated_types", "typing_extensions"
+    )
+)
 
 
 @dataclass
@@ -103,11 +114,16 @@ def _crm_backend(settings: Settings, http: httpx.AsyncClient) -> CrmBackend:
 
 
 def build_workers(client: Client, settings: Settings, acts: Activities) -> list[Worker]:
+    # Granting happens while a person waits at login: those calls run on the main queue
+    # (dispatched with the workflow task), not behind a bulk import's look-ups on the Auth0
+    # queue. Both workers take them, so invitations started before that change still grant.
+    grants = [acts.auth0.assign_roles, acts.auth0.merge_app_metadata, acts.auth0.mark_email_verified]
     main = Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[InvitationWorkflow],
-        activities=[acts.mail.send_mail, acts.crm.publish_event, acts.store.link_account],
+        workflow_runner=WORKFLOW_RUNNER,
+        activities=[acts.mail.send_mail, acts.crm.publish_event, acts.store.link_account, *grants],
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_cached_workflows=MAX_CACHED_WORKFLOWS,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
@@ -115,12 +131,7 @@ def build_workers(client: Client, settings: Settings, acts: Activities) -> list[
     auth0 = Worker(
         client,
         task_queue=auth0_task_queue(settings.task_queue),
-        activities=[
-            acts.auth0.find_users_by_email,
-            acts.auth0.assign_roles,
-            acts.auth0.merge_app_metadata,
-            acts.auth0.mark_email_verified,
-        ],
+        activities=[acts.auth0.find_users_by_email, *grants],
         max_concurrent_activities=MAX_CONCURRENT_AUTH0_ACTIVITIES,
         max_task_queue_activities_per_second=settings.max_task_queue_activities_per_second,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
@@ -150,7 +161,18 @@ async def run(settings: Settings | None = None) -> None:
 def main() -> None:
     settings = get_settings()
     configure_logging(settings)  # JSON lines in production; holds httpx & co. above their leaky levels
-    asyncio.run(run(settings))
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(run(settings))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (every platform but Windows): the activities' HTTP and the
+    SDK's callbacks run on this loop. Workflow code runs on the SDK's own deterministic loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 if __name__ == "__main__":

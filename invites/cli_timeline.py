@@ -11,6 +11,7 @@ encrypted history reads the same to whoever holds the keys.
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +49,7 @@ CLOSED = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED: "canceled",
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED: "terminated",
 }
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
 # Ends no message caused, so no history event names them: read from the state.
 ENDED_ON_ITS_OWN = (Status.EXPIRED, Status.UNDELIVERABLE)
 _E = EventType
@@ -118,6 +120,8 @@ class _Reader:
             name, _ = self._scheduled.get(attrs.scheduled_event_id, ("activity", None))
             what = "mail failed" if name == SEND_MAIL else f"{name} failed"
             self._add(event, what, await self._failure(attrs.failure))
+        elif kind == _E.EVENT_TYPE_MARKER_RECORDED:
+            await self._marker(event)
         elif kind == _E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
             await self._signaled(event)
         elif kind == _E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
@@ -171,6 +175,21 @@ class _Reader:
             if found is not None:
                 hint = "existing account: login" if found.user_ids else "no account yet: sign-up"
                 self._add(event, "looked up", hint)
+        elif name in GRANT_STEPS:
+            self._add(event, GRANT_STEPS[name])
+
+    async def _marker(self, event: HistoryEvent) -> None:
+        """A local activity (the account link from workflow version 2) is a marker whose `data`
+        the SDK core writes as plain JSON: the activity type, attempt and ids, no user data."""
+        attrs = event.marker_recorded_event_attributes
+        if attrs.marker_name != LOCAL_ACTIVITY_MARKER or "data" not in attrs.details:
+            return
+        try:
+            name = json.loads(attrs.details["data"].payloads[0].data)["activity_type"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            return
+        if attrs.HasField("failure"):
+            self._add(event, f"{name} failed", await self._failure(attrs.failure))
         elif name in GRANT_STEPS:
             self._add(event, GRANT_STEPS[name])
 

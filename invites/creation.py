@@ -25,7 +25,7 @@ from invites.ids import (
     new_invitation_id,
 )
 from invites.invitations import get_state, start_invitation
-from invites.models import InvitationInput, InvitationState, Status
+from invites.models import WORKFLOW_VERSION, InvitationInput, InvitationState, Status
 from invites.redemption import MAX_LIFETIME
 from invites.schemas import InvitationCreate
 from invites.settings import Settings
@@ -108,6 +108,7 @@ class Creator:
             email_policy=body.email_policy or settings.email_policy,
             email_key=email_search_keys(settings, str(body.email))[0],
             publish_events=settings.crm_backend != "none",
+            version=WORKFLOW_VERSION,
         )
         # If Temporal is down this raises after the row is saved; a retry with the same key finds
         # the row, sees the same body, and starts the same workflow id: nothing duplicates.
@@ -160,6 +161,7 @@ class Creator:
                 reissued_from=invitation_id,
                 email_key=email_search_keys(self.settings, old.email)[0],
                 publish_events=self.settings.crm_backend != "none",
+                version=WORKFLOW_VERSION,
             )
         )
 

@@ -9,12 +9,14 @@ the same rules the validator uses.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
@@ -49,6 +51,12 @@ REDEEM, EXTEND, REVOKE, RESEND, STATE = "redeem", "extend", "revoke", "resend", 
 _REASONS = {r.value for r in Reason}
 # A query needs a worker to answer; past this the caller gets an error instead of hanging.
 QUERY_TIMEOUT = timedelta(seconds=10)
+# The Auth0 Action gives each webhook call 5 s (then retries once, same message). A redeem
+# answers within REDEEM_BUDGET: the update must be accepted within ACCEPT_BUDGET (else
+# InvitationBusy: a 503 the Action retries), then the grant is awaited for what is left (else
+# `grant: "pending"`, and the workflow keeps granting durably).
+REDEEM_BUDGET = timedelta(seconds=4)
+ACCEPT_BUDGET = timedelta(seconds=2.5)
 
 
 def initial_search_attributes(inp: InvitationInput) -> TypedSearchAttributes:
@@ -101,6 +109,11 @@ class InvitationNotFound(LookupError):
         self.invitation_id = invitation_id
 
 
+class InvitationBusy(Exception):
+    """The invitation did not take the message in time (a burst past Temporal's limit of
+    in-flight updates, or no worker): nothing is known to have changed; retry shortly."""
+
+
 class InvitationRejected(Exception):
     """The invitation refused the operation; `reason` is one of `invites.models.Reason`."""
 
@@ -127,16 +140,32 @@ async def get_state(client: Client, invitation_id: str) -> InvitationState:
 
 
 async def redeem(
-    client: Client, invitation_id: str, req: RedeemInput, now: datetime | None = None
+    client: Client,
+    invitation_id: str,
+    req: RedeemInput,
+    now: datetime | None = None,
+    budget: timedelta = REDEEM_BUDGET,
 ) -> RedeemResult:
+    """Redeem for the logged-in user; answers within `budget` (see REDEEM_BUDGET).
+
+    Raises InvitationRejected (a reason code), InvitationNotFound, InvitationBusy.
+    """
     handle = handle_for(client, invitation_id)
+    deadline = asyncio.get_running_loop().time() + budget.total_seconds()
     try:
-        return await handle.execute_update(REDEEM, req, result_type=RedeemResult)
+        async with asyncio.timeout(min(ACCEPT_BUDGET, budget).total_seconds()):
+            result = await handle.execute_update(REDEEM, req, result_type=RedeemResult)
+    except TimeoutError:
+        raise InvitationBusy(f"{invitation_id} did not take the redeem in time") from None
     except WorkflowUpdateFailedError as err:
         raise _rejection(err) from None
     except RPCError as err:
         if not await _is_closed(handle, err):
             raise _not_found_or(err, invitation_id) from None
+    else:
+        if result.grant != "pending":
+            return result
+        return await _granted(handle, result, deadline)
     # The workflow has ended: answer from its final state with the validator's own rules.
     final = await _final_state(handle, invitation_id)
     reason = redeem_rejection(final, req, now or datetime.now(UTC))
@@ -145,6 +174,19 @@ async def redeem(
     if final.status != Status.ACCEPTED:  # ended otherwise yet not rejected: cannot happen
         raise InvitationRejected(Reason.EXPIRED.value)
     return RedeemResult(invitation_id=final.invitation_id, roles=final.roles, grant=final.grant or "pending")
+
+
+async def _granted(
+    handle: WorkflowHandle[Any, InvitationState], accepted: RedeemResult, deadline: float
+) -> RedeemResult:
+    """Wait until `deadline` for the grant: an accepted invitation's run ends once its grant
+    (and the CRM sync) is done, so its result is the wait, with no timer in the workflow."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            final = await handle.result()
+    except (TimeoutError, RPCError, WorkflowFailureError):
+        return accepted  # still granting (or the run was stopped by hand): `pending` is the truth
+    return accepted.model_copy(update={"grant": final.grant or "pending"})
 
 
 async def extend(client: Client, invitation_id: str, expires_at: datetime) -> InvitationState:

@@ -48,6 +48,11 @@ class _Model(BaseModel):
 # --- workflow input, state and messages ---------------------------------------------------
 
 
+# The InvitationWorkflow behaviour new invitations get (see InvitationInput.version). Workers
+# must know a version before any starter uses it: deploy workers first.
+WORKFLOW_VERSION = 2
+
+
 class InvitationInput(_Model):
     """What `InvitationWorkflow` is started with. Funnel `data` stays in the database."""
 
@@ -69,6 +74,10 @@ class InvitationInput(_Model):
     # False when no CRM / events sink is configured (INVITES_CRM_BACKEND=none): transitions
     # are then not published at all. True by default so older inputs keep their behaviour.
     publish_events: bool = True
+    # Which behaviour of InvitationWorkflow this run follows (`workflows/invitation.py`,
+    # "Versions"). Starters set WORKFLOW_VERSION; inputs recorded before the field existed read
+    # as 1, so running invitations replay the commands they were started with.
+    version: int = 1
 
     @property
     def email_search_value(self) -> str:

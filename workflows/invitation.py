@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.auth0 import Auth0Activities
@@ -41,8 +42,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from invites.redemption import MESSAGES, extend_rejection, redeem_rejection
 
-# Auth0 gives a whole login flow 20 s: the redeem update waits this long for the grant, then
-# answers `grant: pending` and the workflow keeps granting durably.
+# Version 1 only: the redeem update itself waits this long for the grant (a timer in history).
+# From version 2 the caller bounds its wait instead (invites.invitations.redeem).
 GRANT_WAIT = timedelta(seconds=3)
 
 # Outside systems: retry forever with capped backoff (an invitation must not be lost to an
@@ -53,8 +54,21 @@ CRM_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=
 STORE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 
 AUTH0_TIMEOUT = timedelta(seconds=60)
-# Workflow versions (workflow.patched): histories recorded before a change keep replaying.
+# Versions. A change to the commands a run issues must not reach runs started before it, or
+# their histories stop replaying. Two mechanisms, both kept while such runs may be open:
+# - workflow.patched: GRANT_IN_PARALLEL, within version 1 (costs a marker and a search-attribute
+#   upsert in every new history);
+# - InvitationInput.version, chosen by the starter and so fixed for the run at no history cost:
+#   1: everything below under `not self._lean`;
+#   2 (LEAN): the start's search attributes are not upserted again; the wait loop's timer is
+#     kept until its deadline moves, never cancelled just because the invitation ended; the
+#     redeem update answers at acceptance (the caller waits for the grant by the run's end)
+#     instead of holding a timer; the account link is a local activity; the Auth0 grant
+#     activities run on the workflow's own queue (dispatched eagerly with the workflow task, and
+#     never queued behind a bulk import's look-ups, which keep the rate-limited Auth0 queue).
 GRANT_IN_PARALLEL = "grant-in-parallel-v1"
+LEAN = 2
+LATEST_VERSION = LEAN
 # Auth0 activities heartbeat while they wait: a crashed worker's call is retried within seconds.
 AUTH0_HEARTBEAT = timedelta(seconds=5)
 MAIL_TIMEOUT = timedelta(seconds=60)
@@ -80,10 +94,18 @@ class InvitationWorkflow:
         self._deadline_moved = False
         self._redeemer: RedeemInput | None = None
         self._first_sent_at: datetime | None = None
+        self._lean = inp.version >= LEAN
+        self._timer: asyncio.Task[None] | None = None
+        self._timer_deadline: datetime | None = None
 
     @workflow.run
     async def run(self, inp: InvitationInput) -> InvitationState:
-        self._publish_search_attributes()
+        if inp.version > LATEST_VERSION:
+            # Not an ApplicationError: the workflow task fails and is retried until a worker
+            # that knows this version picks it up (deploy workers before starters).
+            raise RuntimeError(f"invitation version {inp.version} is newer than this worker")
+        if not self._lean:
+            self._publish_search_attributes()  # the start already set them (version 2 skips this)
         await self._emit("invitation.created")
         lookup = await workflow.execute_activity_method(
             Auth0Activities.find_users_by_email,
@@ -114,13 +136,11 @@ class InvitationWorkflow:
         deadline = min(t for t in (reminder_at, self._state.expires_at) if t is not None)
         self._deadline_moved = False
         if deadline > workflow.now():
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(
-                    lambda: (
-                        self._state.status != Status.PENDING or bool(self._resends) or self._deadline_moved
-                    ),
-                    timeout=deadline - workflow.now(),
-                )
+            if self._lean:
+                await self._wait_until(deadline)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(self._woken, timeout=deadline - workflow.now())
         if self._state.status != Status.PENDING:
             return
         if self._resends:
@@ -134,6 +154,21 @@ class InvitationWorkflow:
         elif reminder_at is not None and workflow.now() >= reminder_at and await self._send("reminder"):
             self._state.reminders_sent += 1
             await self._emit("invitation.reminded")
+
+    def _woken(self) -> bool:
+        return self._state.status != Status.PENDING or bool(self._resends) or self._deadline_moved
+
+    async def _wait_until(self, deadline: datetime) -> None:
+        """Until `deadline` or a message. One timer per deadline: a resend keeps it, a moved
+        deadline replaces it, and an invitation that ends leaves it to lapse with the run (a
+        cancellation would be one more event in every accepted or revoked history)."""
+        if self._timer_deadline != deadline:
+            if self._timer is not None and not self._timer.done():
+                self._timer.cancel()
+            self._timer = asyncio.create_task(workflow.sleep(deadline - workflow.now()))
+            self._timer_deadline = deadline
+        timer = self._timer
+        await workflow.wait_condition(lambda: timer is None or timer.done() or self._woken())
 
     def _next_reminder_at(self) -> datetime | None:
         offsets = self._inp.reminders[self._state.reminders_sent :]
@@ -186,38 +221,68 @@ class InvitationWorkflow:
         if req is None:  # unreachable: acceptance always records its redeemer
             raise ApplicationError("accepted without a redeemer", type="InvariantViolated")
         accepted_at = self._state.accepted_at or workflow.now()
+        link = LinkAccountInput(
+            invitation_id=self._inp.invitation_id,
+            user_id=req.user.user_id,
+            email=req.user.email,
+            accepted_at=accepted_at,
+        )
+        steps = self._auth0_steps(req, accepted_at)
         try:
-            await asyncio.gather(
-                self._grant_in_auth0(req, accepted_at),
-                workflow.execute_activity_method(
-                    StoreActivities.link_account,
-                    LinkAccountInput(
-                        invitation_id=self._inp.invitation_id,
-                        user_id=req.user.user_id,
-                        email=req.user.email,
-                        accepted_at=accepted_at,
+            if self._lean:
+                await self._grant_lean(steps, link)
+            else:
+                await asyncio.gather(
+                    self._grant_in_auth0_v1(steps),
+                    workflow.execute_activity_method(
+                        StoreActivities.link_account,
+                        link,
+                        start_to_close_timeout=STORE_TIMEOUT,
+                        retry_policy=STORE_RETRY,
                     ),
-                    start_to_close_timeout=STORE_TIMEOUT,
-                    retry_policy=STORE_RETRY,
-                ),
-            )
-        except ActivityError as err:
-            # Only non-retryable failures get here (a deleted user, an unknown role): ops decide.
+                )
+        except (ActivityError, ApplicationError) as err:
+            # Only non-retryable failures get here (a deleted user, an unknown role, a link held
+            # by another account): ops decide. A local activity's failure arrives unwrapped.
+            cause = err.cause if isinstance(err, ActivityError) and err.cause else err
             self._state.grant = "failed"
-            self._state.grant_error = str(err.cause.message if err.cause else err)
+            self._state.grant_error = str(cause.message if isinstance(cause, FailureError) else cause)
             workflow.logger.error("grant failed", extra={"invitation_id": self._inp.invitation_id})
             return
         self._state.grant = "done"
 
-    async def _grant_in_auth0(self, req: RedeemInput, accepted_at: datetime) -> None:
-        options = {
-            "task_queue": names.auth0_task_queue(workflow.info().task_queue),
-            "start_to_close_timeout": AUTH0_TIMEOUT,
-            "heartbeat_timeout": AUTH0_HEARTBEAT,
-            "retry_policy": AUTH0_RETRY,
-        }
+    async def _grant_lean(self, steps: list[tuple[Any, Any]], link: LinkAccountInput) -> None:
+        """Version 2: the Auth0 calls on the workflow's queue, then the link as a local activity.
+
+        The link waits until a first Auth0 call has finished, so that the acceptance is in
+        history: a local activity runs inside a workflow task, before that task's decisions are
+        recorded, and a task can be lost (failed, or replaced when more updates arrive). Started
+        in the accepting task, the link could record a user whose acceptance never lands while
+        another redeem wins. One marker in history instead of three events and a workflow task.
+        Every step runs to its end before a failure is reported.
+        """
+        calls = [
+            workflow.start_activity_method(
+                fn,
+                arg,
+                start_to_close_timeout=AUTH0_TIMEOUT,
+                heartbeat_timeout=AUTH0_HEARTBEAT,
+                retry_policy=AUTH0_RETRY,
+            )
+            for fn, arg in steps
+        ]
+        await workflow.wait_condition(lambda: any(call.done() for call in calls))
+        linked = workflow.execute_local_activity_method(
+            StoreActivities.link_account, link, start_to_close_timeout=STORE_TIMEOUT, retry_policy=STORE_RETRY
+        )
+        outcomes = await asyncio.gather(linked, *calls, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    def _auth0_steps(self, req: RedeemInput, accepted_at: datetime) -> list[tuple[Any, Any]]:
         user_id = req.user.user_id
-        steps = []
+        steps: list[tuple[Any, Any]] = []
         if self._inp.roles:
             steps.append(
                 (Auth0Activities.assign_roles, AssignRolesInput(user_id=user_id, roles=self._inp.roles))
@@ -240,6 +305,15 @@ class InvitationWorkflow:
                     VerifyEmailInput(user_id=user_id, email=self._inp.email),
                 )
             )
+        return steps
+
+    async def _grant_in_auth0_v1(self, steps: list[tuple[Any, Any]]) -> None:
+        options = {
+            "task_queue": names.auth0_task_queue(workflow.info().task_queue),
+            "start_to_close_timeout": AUTH0_TIMEOUT,
+            "heartbeat_timeout": AUTH0_HEARTBEAT,
+            "retry_policy": AUTH0_RETRY,
+        }
         if workflow.patched(GRANT_IN_PARALLEL):
             # Independent calls (the per-second ceiling of the Auth0 queue still paces them):
             # scheduled together, they finish sooner and cost fewer workflow tasks in history.
@@ -256,15 +330,22 @@ class InvitationWorkflow:
 
     @workflow.update
     async def redeem(self, req: RedeemInput) -> RedeemResult:
-        """Accept for the logged-in user, then wait a bounded time for the grant to finish."""
+        """Accept for the logged-in user. Version 1 then waits a bounded time for the grant;
+        version 2 answers at once, and the caller waits for the run to end (the grant is its
+        last step) for as long as it can afford."""
         if self._state.status == Status.PENDING:
             self._redeemer = req
             self._state.accepted_by = req.user.user_id
             self._state.accepted_at = workflow.now()
             self._state.grant = "pending"
             self._end(Status.ACCEPTED)
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(lambda: self._state.grant != "pending", timeout=GRANT_WAIT)
+        else:
+            # Redeems validated in one workflow task all saw `pending`; the first handler took
+            # it. The others get the answer their validator would give now.
+            self._reject_redeem(req)
+        if not self._lean:
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: self._state.grant != "pending", timeout=GRANT_WAIT)
         return RedeemResult(
             invitation_id=self._inp.invitation_id, roles=self._inp.roles, grant=self._state.grant or "pending"
         )
@@ -272,6 +353,9 @@ class InvitationWorkflow:
     @redeem.validator
     def _validate_redeem(self, req: RedeemInput) -> None:
         # Rejected here, the update never reaches history: a wrong account changes nothing.
+        self._reject_redeem(req)
+
+    def _reject_redeem(self, req: RedeemInput) -> None:
         reason = redeem_rejection(self._state, req, workflow.now())
         if reason is not None:
             raise ApplicationError(MESSAGES[reason], type=reason.value, non_retryable=True)

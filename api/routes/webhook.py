@@ -12,9 +12,9 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from api.deps import ServicesDep
-from api.errors import ApiError
+from api.errors import ApiError, unavailable
 from api.services import Services
-from invites.invitations import InvitationNotFound, InvitationRejected, redeem
+from invites.invitations import InvitationBusy, InvitationNotFound, InvitationRejected, redeem
 from invites.models import Reason, RedeemConnection, RedeemInput, RedeemUser
 from invites.schemas import ErrorBody, RedeemAccepted, RedeemRejected, RedeemWebhook
 from invites.tokens import InvalidToken
@@ -90,6 +90,10 @@ async def _redeem(services: Services, body: bytes) -> tuple[int, dict[str, Any]]
         result = await redeem(services.temporal, link.invitation_id, req, await services.clock())
     except InvitationNotFound:
         return 404, _error("invalid_link", "The invitation link is not valid.")
+    except InvitationBusy:
+        # Not taken in time (a burst past Temporal's in-flight update limit): the Action retries
+        # the same message, which is then answered for good (a repeat by the same user is safe).
+        raise unavailable("The invitation") from None
     except InvitationRejected as rejected:
         services.metrics.redemptions.labels(rejected.reason).inc()
         log.info("redeem rejected", extra={"invitation_id": link.invitation_id, "reason": rejected.reason})

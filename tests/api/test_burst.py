@@ -6,10 +6,10 @@ answers the next ones RESOURCE_EXHAUSTED, which the API must turn into 503 + `Re
 enforce the limit (30 concurrent redeems are all admitted there), so these tests run on the real
 dev server, the app wired as in production: it builds its own Temporal client from the settings.
 
-The SDK's client retries RESOURCE_EXHAUSTED itself for up to 10 s (`RetryConfig`), so the API
-answers 503 only for updates that stay refused that long. A redeem holds its slot for at most
-`GRANT_WAIT` (3 s), even while the grant is blocked; to see the 503s for certain, the second test
-pauses the worker, so admitted updates stay in flight.
+Every answer must come within the Action's 5 s per call: a redeem not accepted within
+`ACCEPT_BUDGET` (2.5 s) is a 503, and an accepted one waits for its grant for what is left of
+`REDEEM_BUDGET` (4 s), then answers `grant: "pending"` (invites/invitations.py). To see the 503s
+for certain, the second test runs the burst with no worker, so admitted updates stay in flight.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import dataclasses
 import json
 import time
 import uuid
-import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,11 +42,7 @@ BURST = 30
 UPDATE_LIMIT = 10  # the dev server's default `history.maxInFlightUpdates`
 # The post-login Action gives each attempt 5 s (`timeoutMs` in auth0/actions/post-login.js).
 ACTION_TIMEOUT_S = 5.0
-SLOW_503 = (
-    "a redeem beyond the update limit is answered only after the SDK's 10 s of retries, past the "
-    "Action's 5 s timeout: bound the redeem's admission in invites/invitations.py `redeem` (or give "
-    "the API's client a shorter `RetryConfig` in invites/temporal.py) so the 503 comes within 2 s"
-)
+RETRIES = 20
 
 
 @contextlib.asynccontextmanager
@@ -142,10 +137,10 @@ async def test_a_burst_by_one_user_while_the_grant_is_blocked_never_500s_and_gra
         assert d.response.json().items() >= accepted.items()
     assert final.accepted_by == user["user_id"]
     assert dict(api.stack.auth0.role_assignments) == {user["user_id"]: 1}
-    _warn_if_slow(deliveries)
+    assert_answered_in_time(deliveries)
 
 
-async def test_a_burst_beyond_the_update_limit_is_answered_503_and_each_retry_gets_its_answer(
+async def test_a_burst_beyond_the_update_limit_is_answered_503_in_time_and_each_retry_gets_its_answer(
     dev_env: WorkflowEnvironment, tmp_path: Path
 ):
     async with api_on_dev_server(dev_env, tmp_path) as api:
@@ -153,27 +148,34 @@ async def test_a_burst_beyond_the_update_limit_is_answered_503_and_each_retry_ge
             created, token = await invite(api, "burst-many@example.com")
         users = [account(api, f"burst-{i}@example.com") for i in range(BURST)]
         deliveries = [delivery(api, token, user) for user in users]
-        # No worker: admitted updates wait in flight, the ones past the limit are refused.
-        sends = [asyncio.create_task(d.send(api)) for d in deliveries]
-        async with asyncio.timeout(60):
-            while sum(task.done() for task in sends) < BURST - UPDATE_LIMIT:
-                await asyncio.sleep(0.1)
-        refused_early = [d for d, task in zip(deliveries, sends, strict=True) if task.done()]
+        # No worker: the first updates are admitted and wait in flight, the rest are refused.
+        await asyncio.gather(*(d.send(api) for d in deliveries))
+        first = [d.response for d in deliveries]
         async with api.stack.worker():
-            await asyncio.gather(*sends)
-            first = [d.response.status_code for d in deliveries]
             for d in deliveries:
-                if d.response.status_code == 503:
+                # The Action's retry: the very same message (updates still in flight from the
+                # burst may hold the limit a little longer: the next login's retry then gets it).
+                for _ in range(RETRIES):
+                    await d.send(api)
+                    if d.response.status_code != 503:
+                        break
                     assert_unavailable(d.response)
-                    await d.send(api)  # the Action's retry: the very same message
+                    await asyncio.sleep(0.5)
             final = await api.stack.handles[-1].result()
 
-    assert {d.attempts[0][0].status_code for d in refused_early} == {503}, first
-    assert set(first) <= {200, 409, 503}, first
+    for response in first:
+        assert response.status_code == 503, response.text
+        assert_unavailable(response)
+    assert_answered_in_time(deliveries)
     winners = [(d, u) for d, u in zip(deliveries, users, strict=True) if d.response.status_code == 200]
     assert len(winners) == 1, [d.response.status_code for d in deliveries]
     (won, winner) = winners[0]
-    assert won.response.json()["invitation_id"] == created["id"]
+    assert won.response.json() == {
+        "result": "accepted",
+        "invitation_id": created["id"],
+        "roles": ["customer"],
+        "grant": "done",
+    }
     for d in deliveries:
         if d is not won:
             assert (d.response.status_code, d.response.json()) == (
@@ -182,10 +184,9 @@ async def test_a_burst_beyond_the_update_limit_is_answered_503_and_each_retry_ge
             )
     assert final.accepted_by == winner["user_id"]
     assert dict(api.stack.auth0.role_assignments) == {winner["user_id"]: 1}
-    _warn_if_slow(refused_early)
 
 
-def _warn_if_slow(deliveries: list[Delivery]) -> None:
-    slowest = max(d.attempts[0][1] for d in deliveries)
-    if slowest > ACTION_TIMEOUT_S:
-        warnings.warn(f"known defect: {SLOW_503} (slowest answer {slowest:.1f} s)", stacklevel=2)
+def assert_answered_in_time(deliveries: list[Delivery]) -> None:
+    """Within the Action's timeout, or the Action would have given up before the answer."""
+    slowest = max(seconds for d in deliveries for _, seconds in d.attempts)
+    assert slowest < ACTION_TIMEOUT_S, f"an answer took {slowest:.1f} s"

@@ -31,7 +31,14 @@ from invites.db.records import InvitationRecord
 from invites.db.store import Store
 from invites.ids import new_invitation_id
 from invites.invitations import start_invitation
-from invites.models import InvitationInput, InvitationState, RedeemInput, RedeemResult, RedeemUser
+from invites.models import (
+    WORKFLOW_VERSION,
+    InvitationInput,
+    InvitationState,
+    RedeemInput,
+    RedeemResult,
+    RedeemUser,
+)
 from invites.settings import Settings
 from invites.tokens import TokenSigner
 from sandbox.auth0_api import Auth0Fake
@@ -76,8 +83,10 @@ class Stack:
         app_metadata: dict[str, Any] | None = None,
         data: dict[str, Any] | None = None,
         external_ref: str | None = None,
+        version: int = WORKFLOW_VERSION,
     ) -> WorkflowHandle[Any, InvitationState]:
-        """What the API does: store the funnel data, then start the workflow."""
+        """What the API does: store the funnel data, then start the workflow (`version`: an
+        older behaviour, as invitations started before a change still run it)."""
         now = await self.now()
         inp = InvitationInput(
             invitation_id=new_invitation_id(),
@@ -90,6 +99,7 @@ class Stack:
             reminders=[int(r.total_seconds()) for r in reminders],
             email_policy=email_policy,
             email_key=email_search_keys(self.settings, email)[0],
+            version=version,
         )
         await self.store.save_invitation(
             InvitationRecord(
@@ -134,36 +144,26 @@ class Stack:
         user: dict[str, Any] | RedeemUser,
         token: str | None = None,
     ) -> RedeemResult:
-        """What the webhook does: verify the link's token, then send the `redeem` update."""
-        state = await self.state(handle)
-        token = token or self.links(state.email)[-1]
-        link = self.signer.verify(token)
-        assert link.invitation_id == state.invitation_id
-        redeemer = user if isinstance(user, RedeemUser) else RedeemUser(**user)
-        return await handle.execute_update(
-            InvitationWorkflow.redeem, RedeemInput(generation=link.generation, user=redeemer)
-        )
-
-    async def redeem_via_client(
-        self,
-        handle: WorkflowHandle[Any, InvitationState],
-        user: dict[str, Any],
-        token: str | None = None,
-    ) -> RedeemResult:
-        """Like `redeem`, through `invites.invitations.redeem` (typed rejections, closed workflows)."""
+        """What the webhook does: verify the link's token, then `invites.invitations.redeem`
+        (the update, typed rejections, the bounded wait for the grant, closed workflows)."""
         state = await stack_state_or_result(handle)
         link = self.signer.verify(token or self.links(state.email)[-1])
-        req = RedeemInput(generation=link.generation, user=RedeemUser(**user))
+        assert link.invitation_id == state.invitation_id
+        redeemer = user if isinstance(user, RedeemUser) else RedeemUser(**user)
+        req = RedeemInput(generation=link.generation, user=redeemer)
         return await invitations.redeem(self.client, link.invitation_id, req)
 
     @contextlib.asynccontextmanager
-    async def worker(self) -> AsyncIterator[None]:
+    async def worker(self, *, keep_open: bool = False) -> AsyncIterator[None]:
+        """The production workers; at the end the test's open invitations are terminated,
+        unless `keep_open` (a later `worker()` carries on with them)."""
         async with build_activities(self.settings) as acts, contextlib.AsyncExitStack() as stack:
             for w in build_workers(self.client, self.settings, acts):
                 await stack.enter_async_context(w)
             yield
-            # While the worker still runs: end what the test left open, with nothing mid-step.
-            await terminate_open(self)
+            if not keep_open:
+                # While the worker still runs: end what the test left open, with nothing mid-step.
+                await terminate_open(self)
 
 
 async def stack_state_or_result(handle: WorkflowHandle[Any, InvitationState]) -> InvitationState:

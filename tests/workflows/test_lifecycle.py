@@ -63,7 +63,7 @@ async def test_no_reminder_after_revocation_and_redeem_after_is_revoked(stack: S
         assert kinds(stack, "rev@example.com") == ["invite"]
         stack.auth0.create_user("rev@example.com")
         with pytest.raises(InvitationRejected) as rejected:
-            await stack.redeem_via_client(handle, user_payload(stack.auth0, "rev@example.com"))
+            await stack.redeem(handle, user_payload(stack.auth0, "rev@example.com"))
         assert rejected.value.reason == "revoked"
         assert stack.auth0.role_assignments == {}
 
@@ -84,7 +84,7 @@ async def test_extend_moves_the_expiry_and_redeem_after_expiry_is_expired(stack:
         assert final.ended_at >= new_expiry
         stack.auth0.create_user("ext@example.com")
         with pytest.raises(InvitationRejected) as rejected:
-            await stack.redeem_via_client(handle, user_payload(stack.auth0, "ext@example.com"))
+            await stack.redeem(handle, user_payload(stack.auth0, "ext@example.com"))
         assert rejected.value.reason == "expired"
 
 
@@ -131,10 +131,10 @@ async def test_resend_with_rotation_makes_the_old_link_stale_and_the_new_one_wor
         stack.auth0.create_user("rot@example.com")
         user = user_payload(stack.auth0, "rot@example.com")
         with pytest.raises(InvitationRejected) as stale:
-            await stack.redeem_via_client(handle, user, token=old)
+            await stack.redeem(handle, user, token=old)
         assert stale.value.reason == "stale_link"
         assert (await stack.state(handle)).status == Status.PENDING
-        result = await stack.redeem_via_client(handle, user, token=new)
+        result = await stack.redeem(handle, user, token=new)
         assert (result.result, result.grant) == ("accepted", "done")
         final = await handle.result()
         assert (final.generation, final.mails_sent) == (1, 2)
@@ -148,11 +148,11 @@ async def test_email_mismatch_changes_nothing_and_the_right_user_accepts_after(s
         stack.auth0.create_user("other@example.com")
         stack.auth0.create_user("RIGHT@example.com")
         with pytest.raises(InvitationRejected) as mismatch:
-            await stack.redeem_via_client(handle, user_payload(stack.auth0, "other@example.com"))
+            await stack.redeem(handle, user_payload(stack.auth0, "other@example.com"))
         assert mismatch.value.reason == "email_mismatch"
         state = await stack.state(handle)
         assert (state.status, state.accepted_by) == (Status.PENDING, None)
-        result = await stack.redeem_via_client(handle, user_payload(stack.auth0, "right@example.com"))
+        result = await stack.redeem(handle, user_payload(stack.auth0, "right@example.com"))
         assert result.result == "accepted"
         final = await handle.result()
         other = user_payload(stack.auth0, "other@example.com")["user_id"]
@@ -166,7 +166,7 @@ async def test_email_policy_any_accepts_whoever_logs_in_with_the_link(stack: Sta
         await stack.sent(handle)
         stack.auth0.create_user("someone-else@example.com")
         payload = user_payload(stack.auth0, "someone-else@example.com")
-        result = await stack.redeem_via_client(handle, payload)
+        result = await stack.redeem(handle, payload)
         assert result.result == "accepted"
         final = await handle.result()
         assert final.accepted_by == payload["user_id"]
@@ -180,11 +180,11 @@ async def test_redeem_retried_after_the_workflow_closed_gets_the_same_answer(sta
         await stack.sent(handle)
         stack.auth0.create_user("late@example.com")
         payload = user_payload(stack.auth0, "late@example.com")
-        first = await stack.redeem_via_client(handle, payload)
+        first = await stack.redeem(handle, payload)
         await handle.result()  # closed now: the update cannot reach it
-        again = await stack.redeem_via_client(handle, payload)
+        again = await stack.redeem(handle, payload)
         assert again == first.model_copy(update={"grant": "done"})
         stack.auth0.create_user("intruder@example.com")
         with pytest.raises(InvitationRejected) as taken:
-            await stack.redeem_via_client(handle, user_payload(stack.auth0, "intruder@example.com"))
+            await stack.redeem(handle, user_payload(stack.auth0, "intruder@example.com"))
         assert taken.value.reason == "already_redeemed"

@@ -3,7 +3,8 @@
 The histories in tests/histories/ were recorded from the main paths (`./scripts/record-histories`);
 the sub-folders keep histories of earlier workflow versions, which must keep replaying too.
 A change to `InvitationWorkflow` that would break a running invitation (a new activity call, a
-reordered timer) makes this test fail; version such changes with `workflow.patched()`.
+reordered timer) makes this test fail; version such changes (`workflows/invitation.py`,
+"Versions": `workflow.patched()` or a new `InvitationInput.version`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from invites.models import WORKFLOW_VERSION
 from workflows.invitation import InvitationWorkflow
 
 HISTORIES = sorted((Path(__file__).parent.parent / "histories").rglob("*.json"))
@@ -32,6 +34,14 @@ def test_the_recorded_histories_cover_the_main_paths():
         result = completed[0]["workflowExecutionCompletedEventAttributes"]["result"]["payloads"][0]["data"]
         ends.add(json.loads(b64decode(result))["status"])
     assert ends >= MAIN_PATHS
+
+
+def test_the_top_level_histories_show_the_version_new_invitations_get():
+    """After a new version, re-record (scripts/record-histories) so its paths are covered too."""
+    for path in (Path(__file__).parent.parent / "histories").glob("*.json"):
+        started = json.loads(path.read_text())["events"][0]["workflowExecutionStartedEventAttributes"]
+        inp = json.loads(b64decode(started["input"]["payloads"][0]["data"]))
+        assert inp.get("version", 1) == WORKFLOW_VERSION, path.name
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[f"{p.parent.name}/{p.stem}" for p in HISTORIES])

@@ -1,0 +1,56 @@
+"""Grants that cannot succeed (time-skipping server).
+
+A step that can never succeed leaves the invitation `accepted` with `grant: "failed"` and the
+reason, for ops; every other step still runs to its end.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from invites.models import Status
+
+from .conftest import Stack, user_payload
+
+ASSIGN = "POST /api/v2/users/{id}/roles"
+
+
+async def test_an_auth0_step_that_cannot_succeed_leaves_the_grant_failed_and_the_rest_done(stack: Stack):
+    async with stack.worker():
+        handle = await stack.invite("gone@example.com", roles=("customer",), app_metadata={"plan": "pro"})
+        await stack.sent(handle)
+        user = stack.auth0.create_user("gone@example.com")
+        stack.auth0.faults.status(
+            ASSIGN, 404, body={"statusCode": 404, "message": "The user does not exist."}
+        )
+        result = await stack.redeem(handle, user_payload(stack.auth0, "gone@example.com"))
+        final = await handle.result()
+
+    assert (result.result, result.grant) == ("accepted", "failed")
+    assert (final.status, final.grant) == (Status.ACCEPTED, "failed")
+    assert final.grant_error and "does not exist" in final.grant_error
+    # The other steps ran to their end all the same.
+    assert stack.auth0.user(user["user_id"])["app_metadata"]["plan"] == "pro"
+    assert [link.invitation_id for link in await stack.store.links_for_user(user["user_id"])] == [
+        final.invitation_id
+    ]
+    assert stack.auth0.role_assignments[user["user_id"]] == 0
+
+
+async def test_a_link_held_by_another_account_fails_the_grant_and_changes_nothing(stack: Stack):
+    async with stack.worker():
+        handle = await stack.invite("held@example.com", roles=("customer",))
+        state = await stack.sent(handle)
+        # Our table already names someone else (edited by hand): the link must not move.
+        await stack.store.link_account(
+            state.invitation_id, "auth0|someone-else", "x@example.com", datetime.now(UTC)
+        )
+        stack.auth0.create_user("held@example.com")
+        result = await stack.redeem(handle, user_payload(stack.auth0, "held@example.com"))
+        final = await handle.result()
+
+    assert (result.grant, final.grant) == ("failed", "failed")
+    assert final.grant_error and "already linked" in final.grant_error
+    assert [link.invitation_id for link in await stack.store.links_for_user("auth0|someone-else")] == [
+        state.invitation_id
+    ]

@@ -1,0 +1,69 @@
+"""Both workflow versions run on today's worker: version 2 for new invitations, version 1 for
+invitations started before it (their commands must not change; see workflows/invitation.py)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+
+from invites.temporal import auth0_task_queue
+
+from .conftest import Stack, user_payload
+
+GRANTS = {"assign_roles", "merge_app_metadata", "mark_email_verified"}
+
+
+async def _accept(stack: Stack, email: str, version: int) -> list[HistoryEvent]:
+    async with stack.worker():
+        handle = await stack.invite(email, roles=("customer",), version=version)
+        await stack.sent(handle)
+        stack.auth0.create_user(email)
+        result = await stack.redeem(handle, user_payload(stack.auth0, email))
+        assert (result.result, result.grant) == ("accepted", "done")
+        await handle.result()
+    assert sum(stack.auth0.role_assignments.values()) == 1
+    user_id = user_payload(stack.auth0, email)["user_id"]
+    assert [link.invitation_id for link in await stack.store.links_for_user(user_id)] == [
+        handle.id.removeprefix("invitation-")
+    ]
+    return list((await handle.fetch_history()).events)
+
+
+def _scheduled(events: list[HistoryEvent]) -> dict[str, Any]:
+    attributes = [
+        e.activity_task_scheduled_event_attributes
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    return {a.activity_type.name: a for a in attributes}
+
+
+def _types(events: list[HistoryEvent]) -> Counter[str]:
+    return Counter(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in events)
+
+
+async def test_version_2_grants_on_the_main_queue_with_a_lean_history(stack: Stack):
+    events = await _accept(stack, "lean@example.com", version=2)
+    scheduled, types = _scheduled(events), _types(events)
+    queue = stack.settings.task_queue
+    assert {name: scheduled[name].task_queue.name for name in GRANTS} == dict.fromkeys(GRANTS, queue)
+    assert scheduled["find_users_by_email"].task_queue.name == auth0_task_queue(queue)
+    assert "link_account" not in scheduled  # a local activity: a marker
+    assert types["MARKER_RECORDED"] == 1
+    # One upsert (accepted): the start set the attributes; one timer, never cancelled.
+    assert types["UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"] == 1
+    assert (types["TIMER_STARTED"], types["TIMER_CANCELED"]) == (1, 0)
+
+
+async def test_version_1_still_runs_its_own_commands(stack: Stack):
+    events = await _accept(stack, "older@example.com", version=1)
+    scheduled, types = _scheduled(events), _types(events)
+    auth0 = auth0_task_queue(stack.settings.task_queue)
+    assert {name: scheduled[name].task_queue.name for name in GRANTS} == dict.fromkeys(GRANTS, auth0)
+    assert scheduled["link_account"].task_queue.name == stack.settings.task_queue
+    # The start's attributes again, accepted, and the SDK's change version of the patch.
+    assert types["UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"] == 3
+    assert (types["TIMER_STARTED"], types["TIMER_CANCELED"]) == (2, 2)  # wait loop + grant wait
