@@ -16,11 +16,10 @@ from datetime import UTC, timedelta
 import httpx
 from auth0.management.core.api_error import ApiError as Auth0ApiError
 from sqlalchemy.exc import OperationalError
-from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowExecution
+from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from invites import invitations
-from invites import temporal as names
 from invites.auth0 import Auth0Management, Auth0TokenError, UnknownRoles
 from invites.creation import Created, Creator, IdempotencyConflict, MissingFunnelData, NotReissuable
 from invites.db.engine import create_engine
@@ -168,7 +167,7 @@ class Listed:
 
 async def list_invitations(ops: Ops, query: str, limit: int, *, with_state: bool) -> list[Listed]:
     summaries = [
-        summary(execution)
+        invitations.listed(execution)
         async for execution in ops.temporal.list_workflows(query, limit=limit, page_size=min(limit, 1000))
     ]
     states: dict[str, InvitationState] = {}
@@ -191,20 +190,6 @@ async def _states(client: Client, ids: list[str]) -> dict[str, InvitationState]:
         async with asyncio.timeout(STATE_LOOKUP_BUDGET_S):
             await asyncio.gather(*(one(i) for i in ids))
     return found
-
-
-def summary(execution: WorkflowExecution) -> InvitationSummary:
-    attrs = execution.typed_search_attributes
-    status = attrs.get(names.STATUS)
-    return InvitationSummary(
-        id=execution.id.removeprefix("invitation-"),
-        email=attrs.get(names.EMAIL),
-        status=Status(status) if status in Status._value2member_map_ else None,
-        external_ref=attrs.get(names.REF),
-        created_at=execution.start_time,
-        expires_at=attrs.get(names.EXPIRES_AT),
-        closed_at=execution.close_time,
-    )
 
 
 # --- show -----------------------------------------------------------------------------------

@@ -168,25 +168,13 @@ class Creator:
     async def _start(self, inp: InvitationInput) -> Created:
         _, started = await start_invitation(self.temporal, self.settings.task_queue, inp)
         if started:
-            return Created(state=initial_state(inp), created=True)
+            return Created(state=InvitationState.of_new(inp), created=True)
         return Created(state=await get_state(self.temporal, inp.invitation_id), created=False)
 
 
 def request_fingerprint(body: InvitationCreate) -> str:
     canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def initial_state(inp: InvitationInput) -> InvitationState:
-    return InvitationState(
-        invitation_id=inp.invitation_id,
-        email=inp.email,
-        roles=inp.roles,
-        external_ref=inp.external_ref,
-        created_at=inp.created_at,
-        expires_at=inp.expires_at,
-        email_policy=inp.email_policy,
-    )
 
 
 def _invitation_id(body: InvitationCreate, idempotency_key: str | None) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 from temporalio.client import (
     Client,
+    WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
@@ -44,6 +45,7 @@ from invites.models import (
     Status,
 )
 from invites.redemption import MESSAGES, redeem_rejection
+from invites.schemas import InvitationSummary
 from invites.settings import Settings
 
 # Names as registered by the workflow (the core does not import workflow code).
@@ -266,6 +268,22 @@ def _not_found_or(err: RPCError, invitation_id: str) -> Exception:
     if err.status == RPCStatusCode.NOT_FOUND:
         return InvitationNotFound(invitation_id)
     return err
+
+
+def listed(execution: WorkflowExecution) -> InvitationSummary:
+    """One row of a visibility listing (API list route, `invites list`): from the search
+    attributes alone, so listing never needs a worker or decodes a payload."""
+    attrs = execution.typed_search_attributes
+    status = attrs.get(names.STATUS)
+    return InvitationSummary(
+        id=execution.id.removeprefix("invitation-"),
+        email=attrs.get(names.EMAIL),
+        status=Status(status) if status in Status._value2member_map_ else None,
+        external_ref=attrs.get(names.REF),
+        created_at=execution.start_time,
+        expires_at=attrs.get(names.EXPIRES_AT),
+        closed_at=execution.close_time,
+    )
 
 
 def list_query(settings: Settings, status: str | None, email: str | None, ref: str | None) -> str:

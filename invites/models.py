@@ -107,6 +107,19 @@ class InvitationState(_Model):
     undeliverable_reason: str | None = None
     ended_at: datetime | None = None
 
+    @classmethod
+    def of_new(cls, inp: InvitationInput) -> InvitationState:
+        """The state an invitation starts in (the workflow's, and the API's answer to a create)."""
+        return cls(
+            invitation_id=inp.invitation_id,
+            email=inp.email,
+            roles=inp.roles,
+            external_ref=inp.external_ref,
+            created_at=inp.created_at,
+            expires_at=inp.expires_at,
+            email_policy=inp.email_policy,
+        )
+
 
 class RedeemUser(_Model):
     user_id: str = Field(min_length=1, max_length=256)

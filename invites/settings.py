@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode
 
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from standardwebhooks import Webhook
 
 # Development defaults. They are public (README, SPEC §7) and refused when INVITES_ENV=production.
 # Built from readable phrases so nobody mistakes them for real keys.
@@ -96,6 +97,9 @@ class Settings(BaseSettings):
     token_keys: SecretStr = SecretStr(DEV_TOKEN_KEYS)
     payload_keys: SecretStr | None = None
     webhook_secret: SecretStr = SecretStr(DEV_WEBHOOK_SECRET)
+    # Rotation without a window: secrets still accepted (comma-separated `whsec_…`) while the
+    # Action changes over to the new INVITES_WEBHOOK_SECRET; dropped once it has.
+    webhook_previous_secrets: SecretStr | None = None
     api_keys: SecretStr = SecretStr(DEV_API_KEYS)
 
     # Auth0 (management API through auth0-python; base URL points at the sandbox in dev)
@@ -198,6 +202,14 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         parse_keyring(self.token_keys.get_secret_value(), name="INVITES_TOKEN_KEYS")
         parse_api_keys(self.api_keys.get_secret_value())
+        for secret in self.webhook_secrets:
+            try:
+                Webhook(secret)
+            except Exception:
+                raise ValueError(
+                    "INVITES_WEBHOOK_SECRET / INVITES_WEBHOOK_PREVIOUS_SECRETS: not a Standard Webhooks "
+                    "secret (whsec_ followed by base64)"
+                ) from None
         if self.payload_keys is not None:
             parse_keyring(self.payload_keys.get_secret_value(), name="INVITES_PAYLOAD_KEYS")
         if self.env == "production":
@@ -216,6 +228,10 @@ class Settings(BaseSettings):
         dev_values = {
             "INVITES_TOKEN_KEYS": (self.token_keys, DEV_TOKEN_KEYS),
             "INVITES_WEBHOOK_SECRET": (self.webhook_secret, DEV_WEBHOOK_SECRET),
+            "INVITES_WEBHOOK_PREVIOUS_SECRETS": (
+                self.webhook_previous_secrets or SecretStr(""),
+                DEV_WEBHOOK_SECRET,
+            ),
             "INVITES_AUTH0_CLIENT_SECRET": (self.auth0_client_secret, DEV_AUTH0_CLIENT_SECRET),
         }
         offending = [name for name, (secret, dev) in dev_values.items() if dev in secret.get_secret_value()]
@@ -229,6 +245,13 @@ class Settings(BaseSettings):
     @property
     def jwks_url(self) -> str:
         return self.auth0_jwks_url or self.auth0_base_url.rstrip("/") + "/.well-known/jwks.json"
+
+    @property
+    def webhook_secrets(self) -> list[str]:
+        """The secrets a webhook may be signed with: the current one first, then the previous."""
+        previous = self.webhook_previous_secrets.get_secret_value() if self.webhook_previous_secrets else ""
+        older = [secret.strip() for secret in previous.split(",") if secret.strip()]
+        return [self.webhook_secret.get_secret_value(), *older]
 
     @property
     def api_key_permissions(self) -> dict[str, frozenset[str]]:

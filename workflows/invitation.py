@@ -81,15 +81,7 @@ class InvitationWorkflow:
     @workflow.init
     def __init__(self, inp: InvitationInput) -> None:
         self._inp = inp
-        self._state = InvitationState(
-            invitation_id=inp.invitation_id,
-            email=inp.email,
-            roles=inp.roles,
-            external_ref=inp.external_ref,
-            created_at=inp.created_at,
-            expires_at=inp.expires_at,
-            email_policy=inp.email_policy,
-        )
+        self._state = InvitationState.of_new(inp)
         self._resends: list[ResendInput] = []
         self._deadline_moved = False
         self._redeemer: RedeemInput | None = None

@@ -11,13 +11,11 @@ from datetime import UTC, timedelta
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Path, Query, Response
-from temporalio.client import WorkflowExecution
 
 from api.deps import ManagerDep, ReaderDep, ServicesDep
 from api.errors import ApiError
 from api.services import Services
 from invites import invitations
-from invites import temporal as names
 from invites.creation import MissingFunnelData, NotReissuable
 from invites.ids import ID_PATTERN
 from invites.invitations import InvitationNotFound, InvitationRejected, get_state, list_query
@@ -28,7 +26,6 @@ from invites.schemas import (
     ExtendRequest,
     InvitationPage,
     InvitationPublic,
-    InvitationSummary,
     ResendRequest,
     RevokeRequest,
 )
@@ -81,7 +78,7 @@ async def list_invitations(
     token = _open_page_token(keys, query, page_token) if page_token else None
     page = services.temporal.list_workflows(query, page_size=page_size, next_page_token=token)
     await page.fetch_next_page()  # exactly one page per request
-    items = [_summary(execution) for execution in page.current_page or []]
+    items = [invitations.listed(execution) for execution in page.current_page or []]
     next_token = page.next_page_token
     return InvitationPage(
         items=items, next_page_token=_seal_page_token(keys[0], query, next_token) if next_token else None
@@ -253,18 +250,4 @@ def _open_page_token(keys: list[bytes], query: str, sealed: str) -> bytes:
         422,
         "invalid_request",
         "page_token is not one this API returned for these filters; start again without it.",
-    )
-
-
-def _summary(execution: WorkflowExecution) -> InvitationSummary:
-    attrs = execution.typed_search_attributes
-    status = attrs.get(names.STATUS)
-    return InvitationSummary(
-        id=execution.id.removeprefix("invitation-"),
-        email=attrs.get(names.EMAIL),
-        status=Status(status) if status in Status._value2member_map_ else None,
-        external_ref=attrs.get(names.REF),
-        created_at=execution.start_time,
-        expires_at=attrs.get(names.EXPIRES_AT),
-        closed_at=execution.close_time,
     )

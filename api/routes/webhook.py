@@ -46,14 +46,9 @@ async def auth0_webhook(request: Request, services: ServicesDep) -> JSONResponse
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
         raise ApiError(413, "too_large", "The webhook body is too large.")
-    try:
-        # Verifies the HMAC over id.timestamp.body and a 5-minute timestamp tolerance.
-        Webhook(services.settings.webhook_secret.get_secret_value()).verify(
-            body, dict(request.headers), json_parse=False
-        )
-    except (WebhookVerificationError, ValueError):  # ValueError: a malformed signature header
+    if not _verified(body, dict(request.headers), services.settings.webhook_secrets):
         services.metrics.rejected_early.labels("webhook", "bad_signature").inc()
-        raise ApiError(401, "invalid_signature", "The webhook signature or timestamp is not valid.") from None
+        raise ApiError(401, "invalid_signature", "The webhook signature or timestamp is not valid.")
     webhook_id = request.headers["webhook-id"]
     seen = await services.store.get_webhook(webhook_id)
     if seen is not None:
@@ -102,6 +97,18 @@ async def _redeem(services: Services, body: bytes) -> tuple[int, dict[str, Any]]
     services.metrics.redemptions.labels("accepted").inc()
     log.info("redeem accepted", extra={"invitation_id": link.invitation_id, "grant": result.grant})
     return 200, RedeemAccepted(**result.model_dump(exclude={"result"})).model_dump()
+
+
+def _verified(body: bytes, headers: dict[str, str], secrets: list[str]) -> bool:
+    """The HMAC over id.timestamp.body with any accepted secret (the current one, then those of
+    a rotation in progress), and a 5-minute timestamp tolerance."""
+    for secret in secrets:
+        try:
+            Webhook(secret).verify(body, headers, json_parse=False)
+        except (WebhookVerificationError, ValueError):  # ValueError: a malformed signature header
+            continue
+        return True
+    return False
 
 
 def _error(code: str, message: str) -> dict[str, Any]:

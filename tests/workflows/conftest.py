@@ -171,11 +171,13 @@ async def stack_state_or_result(handle: WorkflowHandle[Any, InvitationState]) ->
 
 
 async def _busy(handle: WorkflowHandle[Any, InvitationState]) -> bool:
-    """Still starting (no mail out yet) or with an activity in flight."""
+    """Still starting (no mail out yet), with an activity in flight, or in a workflow task (a
+    local activity, the account link, runs inside one)."""
     description = await handle.describe()
     if description.status != WorkflowExecutionStatus.RUNNING:
         return False
-    if description.raw_description.pending_activities:
+    raw = description.raw_description
+    if raw.pending_activities or raw.HasField("pending_workflow_task"):
         return True
     state = await handle.query(InvitationWorkflow.state)
     return state.status == "pending" and state.mails_sent == 0
