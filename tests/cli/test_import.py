@@ -1,4 +1,4 @@
-"""`invites import FILE.csv`: rows created once, bad rows reported by line, memory bounded."""
+"""`invites import FILE.csv`: rows created once, bad rows reported by line (10,000: test_import_10k.py)."""
 
 from __future__ import annotations
 
@@ -125,61 +125,3 @@ async def test_a_file_that_cannot_be_imported_is_bad_usage(cli: Cli, tmp_path: P
 
     assert (await cli("import", str(tmp_path / "missing.csv"))).exit_code == 2
     assert (await cli("import", str(no_email), "--concurrency", "0")).exit_code == 2
-
-
-# --- 10,000 rows ----------------------------------------------------------------------------
-
-ROWS = 10_000
-BAD = {"invalid_email": 5, "unknown_role": 5, "invalid_data": 5, "missing_email": 5}
-MAX_RSS_MIB = 400
-IMPORT_TIMEOUT_S = 900
-SETTLE_TIMEOUT_S = 600
-# Run the CLI in its own process and report its peak memory. VmHWM, not getrusage's ru_maxrss:
-# a child started by vfork + exec inherits the parent's peak in ru_maxrss (here pytest's, with
-# a worker holding 10,000 workflows), while VmHWM belongs to the new process alone.
-MEASURED = """
-import os, sys
-from typer.main import get_command
-from invites.cli import app
-code = 0
-try:
-    get_command(app).main(args=sys.argv[1:], prog_name="invites")
-except SystemExit as exc:
-    code = exc.code or 0
-sys.stdout.flush()
-with open("/proc/self/status") as status:
-    peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
-sys.stderr.write(f"\\npeak_rss_kib={peak}\\n")
-sys.stderr.flush()
-os._exit(code)
-"""
-
-
-def write_leads(path: Path, tag: str) -> dict[int, str]:
-    """ROWS data rows, the BAD ones spread through the file; returns line -> expected reason."""
-    bad_lines: dict[int, str] = {}
-    kinds = [kind for kind, count in BAD.items() for _ in range(count)]
-    every = ROWS // len(kinds)
-    with path.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["email", "roles", "external_ref", "plan", "notes"])
-        for i in range(ROWS):
-            line = i + 2
-            email, roles, ref, notes = f"lead{i}.{tag}@example.com", "customer", "", "ok"
-            if i % 2 == 0:
-                ref = f"lead-{tag}-{i}"
-            if i % 7 == 0:
-                roles = "customer|member"
-            if i % every == every // 2 and kinds:
-                kind = kinds.pop()
-                bad_lines[line] = kind
-                if kind == "invalid_email":
-                    email = f"lead{i}.{tag}-at-example.com"
-                elif kind == "unknown_role":
-                    roles = "customer wizard"
-                elif kind == "invalid_data":
-                    notes = "x" * 70_000  # past the 64 KiB of data
-                else:
-                    email = ""
-            out.writerow([email, roles, ref, "pro" if i % 3 else "team", notes])
-    return bad_lines
