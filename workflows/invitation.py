@@ -74,6 +74,7 @@ AUTH0_HEARTBEAT = timedelta(seconds=5)
 MAIL_TIMEOUT = timedelta(seconds=60)
 CRM_TIMEOUT = timedelta(seconds=60)
 STORE_TIMEOUT = timedelta(seconds=30)
+LINK_LOCAL_RETRIES = timedelta(seconds=2)
 
 
 @workflow.defn(name=names.WORKFLOW_TYPE)
@@ -265,7 +266,13 @@ class InvitationWorkflow:
         ]
         await workflow.wait_condition(lambda: any(call.done() for call in calls))
         linked = workflow.execute_local_activity_method(
-            StoreActivities.link_account, link, start_to_close_timeout=STORE_TIMEOUT, retry_policy=STORE_RETRY
+            StoreActivities.link_account,
+            link,
+            start_to_close_timeout=STORE_TIMEOUT,
+            retry_policy=STORE_RETRY,
+            # A database outage must not hold a workflow task open: past the first quick
+            # retries, the next attempt waits on a timer in history.
+            local_retry_threshold=LINK_LOCAL_RETRIES,
         )
         outcomes = await asyncio.gather(linked, *calls, return_exceptions=True)
         for outcome in outcomes:
