@@ -61,7 +61,7 @@ AUTH0_TIMEOUT = timedelta(seconds=60)
 # - InvitationInput.version, chosen by the starter and so fixed for the run at no history cost:
 #   1: everything below under `not self._lean`;
 #   2 (LEAN): the start's search attributes are not upserted again; the wait loop's timer is
-#     kept until its deadline moves, never cancelled just because the invitation ended; the
+#     kept across resends (a new one only when the deadline moves); the
 #     redeem update answers at acceptance (the caller waits for the grant by the run's end)
 #     instead of holding a timer; the account link is a local activity; the Auth0 grant
 #     activities run on the workflow's own queue (dispatched eagerly with the workflow task, and
@@ -115,6 +115,10 @@ class InvitationWorkflow:
             while self._state.status == Status.PENDING:
                 await self._wait_for_next_moment()
 
+        if self._timer is not None and not self._timer.done():
+            # Ended by a message: the wait timer goes (a run that completes with a live timer
+            # is legal, but Temporal's time-skipping test server then stalls its clock).
+            self._timer.cancel()
         if self._state.status == Status.ACCEPTED:
             await self._grant()
         await self._emit(f"invitation.{self._state.status.value}")
@@ -153,8 +157,7 @@ class InvitationWorkflow:
 
     async def _wait_until(self, deadline: datetime) -> None:
         """Until `deadline` or a message. One timer per deadline: a resend keeps it, a moved
-        deadline replaces it, and an invitation that ends leaves it to lapse with the run (a
-        cancellation would be one more event in every accepted or revoked history)."""
+        deadline replaces it (the run cancels the last one when a message ends the invitation)."""
         if self._timer_deadline != deadline:
             if self._timer is not None and not self._timer.done():
                 self._timer.cancel()
