@@ -57,8 +57,8 @@ QUERY_TIMEOUT = timedelta(seconds=10)
 # answers within REDEEM_BUDGET: the update must be accepted within ACCEPT_BUDGET (else
 # InvitationBusy: a 503 the Action retries), then the grant is awaited for what is left (else
 # `grant: "pending"`, and the workflow keeps granting durably).
-REDEEM_BUDGET = timedelta(seconds=4)
-ACCEPT_BUDGET = timedelta(seconds=2.5)
+REDEEM_BUDGET = timedelta(seconds=3)
+ACCEPT_BUDGET = timedelta(seconds=2)
 
 
 def initial_search_attributes(inp: InvitationInput) -> TypedSearchAttributes:

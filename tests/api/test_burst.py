@@ -7,8 +7,8 @@ enforce the limit (30 concurrent redeems are all admitted there), so these tests
 dev server, the app wired as in production: it builds its own Temporal client from the settings.
 
 Every answer must come within the Action's 5 s per call: a redeem not accepted within
-`ACCEPT_BUDGET` (2.5 s) is a 503, and an accepted one waits for its grant for what is left of
-`REDEEM_BUDGET` (4 s), then answers `grant: "pending"` (invites/invitations.py). To see the 503s
+`ACCEPT_BUDGET` (2 s) is a 503, and an accepted one waits for its grant for what is left of
+`REDEEM_BUDGET` (3 s), then answers `grant: "pending"` (invites/invitations.py). To see the 503s
 for certain, the second test runs the burst with no worker, so admitted updates stay in flight.
 """
 
