@@ -50,12 +50,14 @@ def settings_overrides() -> dict[str, Any]:
     return {}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping test server: timers of days pass in milliseconds.
 
-    One per test module: its clock only moves forward and an activity left outstanding stops
-    it from skipping, so modules must not share one.
+    One per test (it starts in ~0.1 s): its clock only moves forward, and anything a test
+    leaves holding its time-skipping lock (an activity or workflow task cut off mid-flight, a
+    query task nobody answers) would stop the clock for every later test on the same server.
+    CI saw exactly that as a rare `env.sleep` "Timeout expired" with a module-wide server.
     """
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"),
