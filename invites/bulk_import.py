@@ -3,7 +3,7 @@
 The file is read row by row (the csv module over the open file). Each row becomes an
 `InvitationCreate` (the API's own limits); a row that does not is written to the rejects file
 with its line number and a reason code, and skipped. Valid rows go through a bounded queue to a
-fixed number of tasks calling `Creator.create`, so however long the file, at most `concurrency`
+fixed number of tasks calling `Creator.ensure`, so however long the file, at most `concurrency`
 creations are in flight and `2 * concurrency` rows wait in memory.
 
 Idempotent: a row with `external_ref` names its invitation; a row without one gets an
@@ -251,7 +251,7 @@ async def _create(creator: Creator, row: Row) -> bool | Reject:
     attempt = 1
     while True:
         try:
-            return (await creator.create(row.body, row.idempotency_key)).created
+            return await creator.ensure(row.body, row.idempotency_key)
         except Exception as exc:  # one row's failure never stops the others
             refused = refusal(exc)
             if refused is not None:

@@ -69,6 +69,22 @@ class Creator:
 
     async def create(self, body: InvitationCreate, idempotency_key: str | None = None) -> Created:
         """Raises UnknownRoles, IdempotencyConflict; Temporal and database errors propagate."""
+        return await self._start(await self._input(body, idempotency_key))
+
+    async def ensure(self, body: InvitationCreate, idempotency_key: str | None = None) -> bool:
+        """`create` for bulk import: True when created, False when it existed already. A repeat
+        costs no `state` query (the worker is not asked), so a re-run of a big file stays cheap."""
+        _, started = await start_invitation(
+            self.temporal, self.settings.task_queue, await self._input(body, idempotency_key)
+        )
+        return started
+
+    async def _input(self, body: InvitationCreate, idempotency_key: str | None) -> InvitationInput:
+        """Store the funnel data (or find the same request's row) and build the workflow input.
+
+        If Temporal is down the start then raises after the row is saved; a retry with the same
+        key finds the row, sees the same body, and starts the same workflow id: nothing doubles.
+        """
         if body.roles:
             await self.roles.ids_for(body.roles)
         request_hash = request_fingerprint(body)
@@ -94,7 +110,7 @@ class Creator:
         settings = self.settings
         expires_in = timedelta(seconds=body.expires_in) if body.expires_in else settings.default_expires_in
         reminders = body.reminders if body.reminders is not None else _seconds(settings.default_reminders)
-        inp = InvitationInput(
+        return InvitationInput(
             invitation_id=record.id,
             email=str(body.email),
             roles=body.roles,
@@ -110,9 +126,6 @@ class Creator:
             publish_events=settings.crm_backend != "none",
             version=WORKFLOW_VERSION,
         )
-        # If Temporal is down this raises after the row is saved; a retry with the same key finds
-        # the row, sees the same body, and starts the same workflow id: nothing duplicates.
-        return await self._start(inp)
 
     async def reissue(self, invitation_id: str) -> Created:
         """A new invitation with the same data for an expired, revoked or undeliverable one.

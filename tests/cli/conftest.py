@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import json
 import os
 import subprocess
@@ -106,6 +107,17 @@ async def cli(
         cli_on(stack, monkeypatch) as runner,
     ):
         yield runner
+
+
+def summary_of(stdout: str) -> dict[str, Any]:
+    """The final summary `invites import --json` prints."""
+    return json.loads(stdout)
+
+
+def rejects_of(path: Path) -> list[tuple[int, str]]:
+    """(line, reason) of each row in an import's rejects file, by line (written as rows finish)."""
+    with path.open(newline="") as f:
+        return sorted((int(row["line"]), row["reason"]) for row in csv.DictReader(f))
 
 
 def unique_email(name: str = "ada") -> str:

@@ -2,37 +2,25 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from invites.bulk_import import KEY_PREFIX
 from invites.creation import request_fingerprint
 from invites.db.engine import create_engine
 from invites.db.records import InvitationRecord
-from invites.db.tables import Invitation, Mail
+from invites.db.tables import Invitation
 from invites.ids import invitation_id_for_key, invitation_id_for_ref
 from invites.invitations import handle_for
 from invites.schemas import InvitationCreate
-from tests.cli.conftest import Cli
+from tests.cli.conftest import Cli, rejects_of, summary_of
 
 pytestmark = pytest.mark.devserver
 
 HEADER = "email,roles,external_ref,locale,expires_in,email_policy,plan,source\n"
-
-
-def summary_of(stdout: str) -> dict:
-    return json.loads(stdout)
-
-
-def rejects_of(path: Path) -> list[tuple[int, str]]:
-    """(line, reason) of each rejected row, by line (rows are written as they finish)."""
-    with path.open(newline="") as f:
-        return sorted((int(row["line"]), row["reason"]) for row in csv.DictReader(f))
 
 
 async def test_import_creates_valid_rows_once_and_reports_bad_ones_by_line(cli: Cli, tmp_path: Path):
@@ -104,15 +92,6 @@ async def _invitations_to(cli: Cli, email: str) -> list[InvitationRecord]:
     finally:
         await engine.dispose()
     return [r for i in ids if (r := await cli.stack.store.get_invitation(i)) is not None]
-
-
-async def mails_sent(cli: Cli) -> int:
-    engine = create_engine(cli.stack.settings.database_url)
-    try:
-        async with engine.connect() as db:
-            return await db.scalar(select(func.count()).select_from(Mail)) or 0
-    finally:
-        await engine.dispose()
 
 
 async def test_a_file_that_cannot_be_imported_is_bad_usage(cli: Cli, tmp_path: Path):
