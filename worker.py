@@ -117,7 +117,13 @@ def build_workers(client: Client, settings: Settings, acts: Activities) -> list[
     # Granting happens while a person waits at login: those calls run on the main queue
     # (dispatched with the workflow task), not behind a bulk import's look-ups on the Auth0
     # queue. Both workers take them, so invitations started before that change still grant.
-    grants = [acts.auth0.assign_roles, acts.auth0.merge_app_metadata, acts.auth0.mark_email_verified]
+    grants = [
+        acts.auth0.assign_roles,
+        acts.auth0.update_profile,
+        # Versions 1 and 2 (invitations accepted while they still run):
+        acts.auth0.merge_app_metadata,
+        acts.auth0.mark_email_verified,
+    ]
     main = Worker(
         client,
         task_queue=settings.task_queue,

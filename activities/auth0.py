@@ -24,11 +24,15 @@ from invites.models import (
     LookupInput,
     LookupResult,
     MergeMetadataInput,
+    UpdateProfileInput,
     VerifyEmailInput,
 )
 
 T = TypeVar("T")
 SERVICE = "Auth0"
+# Auth0 refuses `email_verified` updates for enterprise and passwordless-SMS identities; these
+# providers (and every social one) take it.
+VERIFIABLE_PROVIDERS = frozenset({"auth0", "email"})
 
 
 class Auth0Activities:
@@ -61,20 +65,32 @@ class Auth0Activities:
         return AssignRolesResult(assigned=missing, already_had=[n for n in wanted if n not in missing])
 
     @activity.defn
+    async def update_profile(self, inp: UpdateProfileInput) -> bool:
+        """Version 3's profile write: `merge_app_metadata` and `mark_email_verified` in one read
+        and one PATCH. True when the address was marked verified (or already was)."""
+        fields = "app_metadata,email,email_verified,identities"
+        user = await self._call(lambda: self._client.users.get(inp.user_id, fields=fields))
+        patch: dict[str, Any] = {"app_metadata": _metadata_patch(getattr(user, "app_metadata", None), inp)}
+        verified = False
+        if inp.verify_email is not None and (user.email or "").casefold() == inp.verify_email.casefold():
+            verified = bool(user.email_verified) or _can_verify(user)
+            if not user.email_verified and verified:
+                patch["email_verified"] = True
+        await self._call(lambda: self._client.users.update(inp.user_id, **patch))
+        return verified
+
+    @activity.defn
     async def merge_app_metadata(self, inp: MergeMetadataInput) -> None:
-        """Add `{id, accepted_at}` to `app_metadata.invitations` and merge the invitation's payload."""
+        """Add `{id, accepted_at}` to `app_metadata.invitations` and merge the invitation's payload
+        (versions 1 and 2; version 3 calls `update_profile`)."""
         user = await self._call(lambda: self._client.users.get(inp.user_id, fields="app_metadata"))
-        current: dict[str, Any] = dict(getattr(user, "app_metadata", None) or {})
-        invitations = [i for i in current.get("invitations") or [] if isinstance(i, dict)]
-        if not any(i.get("id") == inp.invitation_id for i in invitations):
-            invitations.append({"id": inp.invitation_id, "accepted_at": inp.accepted_at.isoformat()})
-        # Auth0 merges app_metadata at the top level, so only our keys are sent.
-        patch = {**inp.app_metadata, "invitations": invitations}
+        patch = _metadata_patch(getattr(user, "app_metadata", None), inp)
         await self._call(lambda: self._client.users.update(inp.user_id, app_metadata=patch))
 
     @activity.defn
     async def mark_email_verified(self, inp: VerifyEmailInput) -> bool:
-        """Mark the address verified: the invitation mail proved the person reads it."""
+        """Mark the address verified: the invitation mail proved the person reads it (versions
+        1 and 2)."""
         user = await self._call(lambda: self._client.users.get(inp.user_id, fields="email,email_verified"))
         if (user.email or "").casefold() != inp.email.casefold():
             return False
@@ -106,6 +122,24 @@ class Auth0Activities:
             ) from None
         except httpx.HTTPError as exc:
             raise http_error(SERVICE, None, None, type(exc).__name__) from None
+
+
+def _metadata_patch(current: Any, inp: MergeMetadataInput | UpdateProfileInput) -> dict[str, Any]:
+    """Our keys of app_metadata: the invitation's payload and `invitations` with this one added
+    once (Auth0 merges app_metadata at the top level, so only these keys are sent)."""
+    invitations = [i for i in dict(current or {}).get("invitations") or [] if isinstance(i, dict)]
+    if not any(i.get("id") == inp.invitation_id for i in invitations):
+        invitations.append({"id": inp.invitation_id, "accepted_at": inp.accepted_at.isoformat()})
+    return {**inp.app_metadata, "invitations": invitations}
+
+
+def _can_verify(user: Any) -> bool:
+    """Whether Auth0 takes `email_verified` for this account (its primary identity)."""
+    identities = getattr(user, "identities", None) or []
+    if not identities:
+        return True  # no identities read: let Auth0 decide
+    primary = identities[0]
+    return bool(primary.is_social) or primary.provider in VERIFIABLE_PROVIDERS
 
 
 def _auth0_message(body: Any) -> str:

@@ -38,6 +38,7 @@ from invites.models import (
 SEND_MAIL, FIND_USERS = "send_mail", "find_users_by_email"
 GRANT_STEPS = {
     "assign_roles": "roles assigned",
+    "update_profile": "profile updated (app_metadata, email verified)",
     "merge_app_metadata": "app_metadata merged",
     "mark_email_verified": "email verified",
     "link_account": "account linked",

@@ -50,7 +50,7 @@ class _Model(BaseModel):
 
 # The InvitationWorkflow behaviour new invitations get (see InvitationInput.version). Workers
 # must know a version before any starter uses it: deploy workers first.
-WORKFLOW_VERSION = 2
+WORKFLOW_VERSION = 3
 
 
 class InvitationInput(_Model):
@@ -215,6 +215,17 @@ class MergeMetadataInput(_Model):
 class VerifyEmailInput(_Model):
     user_id: str
     email: str
+
+
+class UpdateProfileInput(_Model):
+    """Version 3's one profile write: the app_metadata merge and, when `verify_email` is set and
+    is still the account's address, `email_verified` (one read and one PATCH in all)."""
+
+    user_id: str
+    invitation_id: str
+    accepted_at: datetime
+    app_metadata: dict[str, Any] = {}
+    verify_email: str | None = None
 
 
 class LinkAccountInput(_Model):

@@ -23,6 +23,9 @@ from sandbox.faults import Clock
 
 DATABASE_CONNECTION = "Username-Password-Authentication"
 SOCIAL_CONNECTIONS = ("google-oauth2", "facebook")
+# Enterprise connections (connection -> provider): users come from the company's identity
+# provider, and Auth0 refuses to update their `email_verified`.
+ENTERPRISE_CONNECTIONS = {"acme-saml": "samlp"}
 SEEDED_ROLES = {
     "customer": "Customers who accepted an invitation.",
     "member": "Members of the customer space.",
@@ -110,7 +113,7 @@ class Tenant:
             email = email.lower()
             if any(u["email"] == email for u in self.users_in(connection)):
                 raise Auth0Error(409, "The user already exists.", "auth0_idp_error")
-        provider = connection if social else "auth0"
+        provider = connection if social else ENTERPRISE_CONNECTIONS.get(connection, "auth0")
         local_id = _random_id("", 21, string.digits) if social else secrets.token_hex(12)
         now = self.now_iso()
         user: dict[str, Any] = {
@@ -157,6 +160,12 @@ class Tenant:
         """Apply a PATCH body with Auth0's semantics (metadata merged, null unsets)."""
         user = self.user(user_id)
         database = not user["identities"][0]["isSocial"]
+        if "email_verified" in patch and user["identities"][0]["connection"] in ENTERPRISE_CONNECTIONS:
+            raise Auth0Error(
+                400,
+                "Updating email_verified is not supported for enterprise connections.",
+                "operation_not_supported",
+            )
         for key, value in patch.items():
             if key in ("app_metadata", "user_metadata"):
                 user[key] = merge_metadata(user.get(key, {}), value or {})

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         ResendInput,
         RevokeInput,
         Status,
+        UpdateProfileInput,
         VerifyEmailInput,
     )
     from invites.redemption import MESSAGES, extend_rejection, redeem_rejection
@@ -66,9 +67,13 @@ AUTH0_TIMEOUT = timedelta(seconds=60)
 #     instead of holding a timer; the account link is a local activity; the Auth0 grant
 #     activities run on the workflow's own queue (dispatched eagerly with the workflow task, and
 #     never queued behind a bulk import's look-ups, which keep the rate-limited Auth0 queue).
+#   3 (ONE_PROFILE_WRITE): the app_metadata merge and the email verification are one activity
+#     (`update_profile`: one read and one PATCH to Auth0 instead of two of each; three events
+#     fewer in history).
 GRANT_IN_PARALLEL = "grant-in-parallel-v1"
 LEAN = 2
-LATEST_VERSION = LEAN
+ONE_PROFILE_WRITE = 3
+LATEST_VERSION = ONE_PROFILE_WRITE
 # Auth0 activities heartbeat while they wait: a crashed worker's call is retried within seconds.
 AUTH0_HEARTBEAT = timedelta(seconds=5)
 MAIL_TIMEOUT = timedelta(seconds=60)
@@ -289,6 +294,20 @@ class InvitationWorkflow:
             steps.append(
                 (Auth0Activities.assign_roles, AssignRolesInput(user_id=user_id, roles=self._inp.roles))
             )
+        # The invitation mail proved the person reads the invited address: mark it verified when
+        # the account signed in with that address unverified.
+        same_address = (req.user.email or "").casefold() == self._inp.email.casefold()
+        verify = same_address and not req.user.email_verified
+        if self._inp.version >= ONE_PROFILE_WRITE:
+            profile = UpdateProfileInput(
+                user_id=user_id,
+                invitation_id=self._inp.invitation_id,
+                accepted_at=accepted_at,
+                app_metadata=self._inp.app_metadata,
+                verify_email=self._inp.email if verify else None,
+            )
+            steps.append((Auth0Activities.update_profile, profile))
+            return steps
         steps.append(
             (
                 Auth0Activities.merge_app_metadata,
@@ -300,7 +319,7 @@ class InvitationWorkflow:
                 ),
             )
         )
-        if not req.user.email_verified and (req.user.email or "").casefold() == self._inp.email.casefold():
+        if verify:
             steps.append(
                 (
                     Auth0Activities.mark_email_verified,

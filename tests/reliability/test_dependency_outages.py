@@ -38,8 +38,8 @@ from .conftest import (
 OUTAGE = timedelta(minutes=10)
 RETRY_AFTER_S = 120
 INVITATIONS = 5
-# The Auth0 calls of a grant (the account's email is verified, so no `mark_email_verified`).
-GRANT_STEPS = ("assign_roles", "merge_app_metadata")
+# The Auth0 calls of a grant (workflow version 3: roles, then the profile in one write).
+GRANT_STEPS = ("assign_roles", "update_profile")
 
 
 async def completed_attempts(handle: WorkflowHandle[Any, Any]) -> dict[str, tuple[int, datetime]]:

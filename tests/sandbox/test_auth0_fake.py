@@ -169,6 +169,20 @@ async def test_patch_email_change_unverifies_and_unknown_field_is_refused(
     assert bad.json()["errorCode"] == "invalid_body"
 
 
+async def test_enterprise_users_email_verified_cannot_be_patched(
+    auth0_fake: Auth0Fake, auth0: AsyncAuth0
+) -> None:
+    user = auth0_fake.create_user("Eve@Acme.example", connection="acme-saml", email_verified=False)
+    with pytest.raises(BadRequestError) as refused:
+        await auth0.users.update(user["user_id"], email_verified=True, app_metadata={"a": 1})
+    kept = await auth0.users.update(user["user_id"], app_metadata={"a": 1})
+    assert user["user_id"].startswith("samlp|")
+    assert refused.value.body["errorCode"] == "operation_not_supported"
+    # Refused whole: nothing of the refused body was applied.
+    assert (kept.email_verified, kept.app_metadata) == (False, {"a": 1})
+    assert kept.identities[0].provider == "samlp"
+
+
 async def test_roles_are_seeded_filtered_by_name_and_paged(auth0_fake: Auth0Fake, auth0: AsyncAuth0) -> None:
     filtered = [r async for r in await auth0.roles.list(name_filter="MEM")]
     auth0_fake.faults.reset()

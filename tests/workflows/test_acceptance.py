@@ -46,6 +46,46 @@ async def test_new_user_accepts_and_is_granted_everywhere(stack: Stack):
         assert description.typed_search_attributes.get(STATUS) == "accepted"
 
 
+async def test_one_profile_write_merges_metadata_and_verifies_the_address(stack: Stack):
+    """Version 3: the app_metadata merge and the verification are one read and one PATCH."""
+    async with stack.worker():
+        handle = await stack.invite("una@example.com", app_metadata={"plan": "pro"})
+        await stack.sent(handle)
+        user = stack.auth0.create_user("una@example.com")
+        stack.auth0.user(user["user_id"])["app_metadata"] = {"theme": "dark"}
+        result = await stack.redeem(handle, user_payload(stack.auth0, "una@example.com"))
+        assert (result.result, result.grant) == ("accepted", "done")
+        await handle.result()
+    account = stack.auth0.user(user["user_id"])
+    assert account["email_verified"] is True
+    assert account["app_metadata"]["theme"] == "dark"  # not ours: kept
+    assert account["app_metadata"]["plan"] == "pro"
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in (await handle.fetch_history()).events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled.count("update_profile") == 1
+    assert not {"merge_app_metadata", "mark_email_verified"} & set(scheduled)
+
+
+async def test_an_enterprise_account_is_granted_without_touching_its_verification(stack: Stack):
+    """Auth0 refuses `email_verified` for enterprise identities: the grant must not ask."""
+    async with stack.worker():
+        handle = await stack.invite("eve@acme.example", app_metadata={"plan": "team"})
+        await stack.sent(handle)
+        user = stack.auth0.create_user("eve@acme.example", connection="acme-saml", email_verified=False)
+        payload = user_payload(stack.auth0, "eve@acme.example")
+        assert payload["email_verified"] is False
+        result = await stack.redeem(handle, payload)
+        assert (result.result, result.grant) == ("accepted", "done")
+        final = await handle.result()
+    account = stack.auth0.user(user["user_id"])
+    assert (final.grant, account["email_verified"]) == ("done", False)
+    assert account["app_metadata"]["plan"] == "team"
+    assert [i["id"] for i in account["app_metadata"]["invitations"]] == [final.invitation_id]
+
+
 @pytest.mark.record_history
 async def test_existing_user_is_sent_to_login_and_accepts(stack: Stack):
     existing = stack.auth0.create_user("grace@example.com", email_verified=True)

@@ -1,4 +1,4 @@
-"""Both workflow versions run on today's worker: version 2 for new invitations, version 1 for
+"""Every workflow version runs on today's worker: version 3 for new invitations, 1 and 2 for
 invitations started before it (their commands must not change; see workflows/invitation.py)."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from invites.temporal import auth0_task_queue
 
 from .conftest import Stack, user_payload
 
-GRANTS = {"assign_roles", "merge_app_metadata", "mark_email_verified"}
+GRANTS = {"assign_roles", "merge_app_metadata", "mark_email_verified"}  # versions 1 and 2
+GRANTS_V3 = {"assign_roles", "update_profile"}
 
 
 async def _accept(stack: Stack, email: str, version: int) -> list[HistoryEvent]:
@@ -43,6 +44,19 @@ def _scheduled(events: list[HistoryEvent]) -> dict[str, Any]:
 
 def _types(events: list[HistoryEvent]) -> Counter[str]:
     return Counter(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in events)
+
+
+async def test_version_3_writes_the_profile_in_one_activity(stack: Stack):
+    events = await _accept(stack, "three@example.com", version=3)
+    scheduled, types = _scheduled(events), _types(events)
+    queue = stack.settings.task_queue
+    assert set(scheduled) == {"find_users_by_email", "send_mail", "publish_event", *GRANTS_V3}
+    assert {name: scheduled[name].task_queue.name for name in GRANTS_V3} == dict.fromkeys(GRANTS_V3, queue)
+    profile = scheduled["update_profile"].input.payloads
+    assert len(profile) == 1
+    assert types["MARKER_RECORDED"] == 1  # the account link, a local activity
+    assert types["UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"] == 1
+    assert (types["TIMER_STARTED"], types["TIMER_CANCELED"]) == (1, 1)
 
 
 async def test_version_2_grants_on_the_main_queue_with_a_lean_history(stack: Stack):
