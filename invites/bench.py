@@ -266,6 +266,13 @@ class Bench:
 
         self.say(f"histories of {HISTORY_SAMPLE} accepted invitations and an expired one …")
         accepted = [await self._history(created[i]) for i in redeemed[:HISTORY_SAMPLE]]
+        phases = [f["redeem_phases_ms"] for f in accepted if f["redeem_phases_ms"]]
+        if phases:
+            results["redeem_phases_ms"] = {k: _pct([p[k] for p in phases], 50) for k in phases[0]}
+            in_temporal = sum(results["redeem_phases_ms"].values())
+            # The rest of a redeem: the webhook's HTTP, signature, receipt reads and writes, the
+            # update's and the result's round trips to the server.
+            results["redeem_outside_workflow_ms"] = round(results["redeem_p50_ms"] - in_temporal, 1)
         median = sorted(accepted, key=lambda f: f["history_events"])[(len(accepted) - 1) // 2]
         results.update(_prefixed("accepted", median))
         results["history_events_accepted_range"] = [
@@ -625,9 +632,45 @@ def history_figures(events: Any) -> dict[str, Any]:
     }
     return {
         "history_events": len(events),
+        "redeem_phases_ms": redeem_phases(events),
         "event_types": dict(sorted(types.items())),
         "actions": sum(breakdown.values()),
         "actions_breakdown": breakdown,
+    }
+
+
+def redeem_phases(events: Any) -> dict[str, float]:
+    """Where an accepted invitation's redeem spent its time inside Temporal, by event times (ms):
+    `update_task` (the workflow task that accepts, from its scheduling to the acceptance),
+    `grant_calls` (acceptance to the last grant activity's completion) and `closing` (from there
+    to the run's end: a workflow task, the account link inside it). Empty without a redeem."""
+    from temporalio.api.enums.v1 import EventType
+
+    def at(e: Any) -> float:
+        return e.event_time.seconds * 1000 + e.event_time.nanos / 1e6
+
+    accepted = next(
+        (
+            i
+            for i, e in enumerate(events)
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+        ),
+        None,
+    )
+    closed = next(
+        (e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED), None
+    )
+    if accepted is None or closed is None:
+        return {}
+    scheduled = next(
+        e for e in reversed(events[:accepted]) if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED
+    )
+    grants = [e for e in events[accepted:] if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED]
+    last_grant = at(grants[-1]) if grants else at(events[accepted])
+    return {
+        "update_task": round(at(events[accepted]) - at(scheduled), 1),
+        "grant_calls": round(last_grant - at(events[accepted]), 1),
+        "closing": round(at(closed) - last_grant, 1),
     }
 
 
@@ -727,6 +770,7 @@ ROWS = [
     ("redeem_p95_ms", "redeem p95 ms"),
     ("raw_update_p50_ms", "raw update p50 ms"),
     ("redeem_vs_raw", "redeem / raw update"),
+    ("redeem_outside_workflow_ms", "redeem ms outside the workflow"),
     ("history_events_accepted", "history events, accepted"),
     ("history_events_expired", "history events, expired"),
     ("actions_estimate", "billable actions, accepted"),
@@ -756,6 +800,10 @@ def print_results(results: dict[str, Any], console: Any) -> None:
             verdict = {True: "[green]PASS[/]", False: "[red]MISS[/]", None: "[yellow]n/a[/]"}[target["pass"]]
         table.add_row(label, _show(results.get(key)), target["bound"] if target else "", verdict)
     console.print(table)
+    if phases := results.get("redeem_phases_ms"):
+        console.print(
+            "redeem inside the workflow, ms (p50): " + ", ".join(f"{k} {v}" for k, v in phases.items())
+        )
     console.print(
         f"{m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, Python {m['python']}, "
         f"Temporal server {m.get('temporal_server')} ({m['temporal_cli']}), "

@@ -126,3 +126,29 @@ def test_billable_actions_count_attempts_timers_upserts_and_marker_batches() -> 
         "marker_batches": 1,
     }
     assert figures["actions"] == 8
+
+
+def test_redeem_phases_split_the_accepted_run_by_event_time() -> None:
+    e = EventType
+
+    def at(event_id: int, kind: int, ms: int) -> HistoryEvent:
+        event = _event(event_id, kind)
+        event.event_time.FromMilliseconds(1_700_000_000_000 + ms)
+        return event
+
+    events = [
+        at(1, e.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, 0),
+        at(2, e.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, 50),  # the mail, before the redeem
+        at(3, e.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, 1000),
+        at(4, e.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, 1012),
+        at(5, e.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED, 1012),
+        at(6, e.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, 1030),
+        at(7, e.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, 1041),
+        at(8, e.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, 1060),
+    ]
+    assert history_figures(events)["redeem_phases_ms"] == {
+        "update_task": 12.0,
+        "grant_calls": 29.0,
+        "closing": 19.0,
+    }
+    assert history_figures(events[:3])["redeem_phases_ms"] == {}  # never redeemed
