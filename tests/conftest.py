@@ -15,6 +15,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from invites.devstack import DEV_SERVER_TUNING
 from invites.temporal import SEARCH_ATTRIBUTES
 
 BIN = Path(sys.executable).parent
@@ -75,9 +76,12 @@ async def start_dev_server() -> WorkflowEnvironment:
         data_converter=pydantic_data_converter,
         search_attributes=(),
         dev_server_extra_args=[
-            arg
-            for name, kind in SEARCH_ATTRIBUTES.items()
-            for arg in ("--search-attribute", f"{name}={kind}")
+            *DEV_SERVER_TUNING,
+            *(
+                arg
+                for name, kind in SEARCH_ATTRIBUTES.items()
+                for arg in ("--search-attribute", f"{name}={kind}")
+            ),
         ],
         ui=False,
     )
