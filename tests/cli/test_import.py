@@ -73,6 +73,10 @@ async def test_import_creates_valid_rows_once_and_reports_bad_ones_by_line(cli: 
     assert multi.data == {"plan": "two\nlines", "source": "x"}
     ids.append(multi.id)
     cli.stack.handles.extend(handle_for(cli.stack.client, i) for i in ids)
+    # Imported invitations are real ones: each mails its link (once: line 12 repeats line 3).
+    for handle in cli.stack.handles:
+        await cli.stack.sent(handle)
+    assert [len(cli.stack.links(address)) for address in (a, b, c)] == [1, 1, 1]
 
     second = await cli("import", str(path), "--json")
     again = summary_of(second.stdout)
