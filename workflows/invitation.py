@@ -163,13 +163,13 @@ class InvitationWorkflow:
     async def _wait_until(self, deadline: datetime) -> None:
         """Until `deadline` or a message. One timer per deadline: a resend keeps it, a moved
         deadline replaces it (the run cancels the last one when a message ends the invitation)."""
-        if self._timer_deadline != deadline:
-            if self._timer is not None and not self._timer.done():
-                self._timer.cancel()
-            self._timer = asyncio.create_task(workflow.sleep(deadline - workflow.now()))
-            self._timer_deadline = deadline
         timer = self._timer
-        await workflow.wait_condition(lambda: timer is None or timer.done() or self._woken())
+        if timer is None or self._timer_deadline != deadline:
+            if timer is not None and not timer.done():
+                timer.cancel()
+            timer = self._timer = asyncio.create_task(workflow.sleep(deadline - workflow.now()))
+            self._timer_deadline = deadline
+        await workflow.wait_condition(lambda: timer.done() or self._woken())
 
     def _next_reminder_at(self) -> datetime | None:
         offsets = self._inp.reminders[self._state.reminders_sent :]

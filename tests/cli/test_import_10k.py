@@ -131,7 +131,6 @@ async def invitation_rows(cli: Cli) -> int:
 async def started_workflows(cli: Cli, expected: int) -> int:
     """Invitation workflows on the stack's task queue, once visibility has caught up."""
     query = f'TaskQueue="{cli.stack.settings.task_queue}"'
-    count = 0
     async with asyncio.timeout(VISIBILITY_TIMEOUT_S):
         while (count := (await cli.stack.client.count_workflows(query)).count) < expected:
             await asyncio.sleep(1)

@@ -13,13 +13,13 @@ import asyncio
 import pytest
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
 
-from invites.models import RedeemInput, RedeemUser
+from invites.models import WORKFLOW_VERSION, RedeemInput, RedeemUser
 from tests.workflows.conftest import Stack, user_payload
 
 pytestmark = pytest.mark.devserver
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, WORKFLOW_VERSION])
 async def test_two_redeems_in_one_workflow_task_accept_only_the_first(dev_stack: Stack, version: int):
     stack = dev_stack
     async with stack.worker(keep_open=True):
