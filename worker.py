@@ -88,6 +88,7 @@ async def build_activities(settings: Settings) -> AsyncIterator[Activities]:
                 store=StoreActivities(store),
             )
         finally:
+            store.close()
             await engine.dispose()
 
 

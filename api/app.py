@@ -56,12 +56,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await upgrade(settings.database_url)
         engine = create_engine(settings.database_url)
+        store = Store(engine)
         client = temporal or await build_temporal_client(settings, lazy=True, retry_config=API_RETRY)
         async with httpx.AsyncClient(timeout=settings.auth0_timeout) as http:
             app.state.services = Services(
                 settings=settings,
                 temporal=client,
-                store=Store(engine),
+                store=store,
                 auth0=Auth0Management(settings, http),
                 auth=authenticator or Authenticator(settings),
                 signer=TokenSigner(settings.token_keyring),
@@ -71,6 +72,7 @@ def create_app(
             try:
                 yield
             finally:
+                store.close()
                 await engine.dispose()
 
     app = FastAPI(

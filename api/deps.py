@@ -11,7 +11,7 @@ from api.auth import CREATE, MANAGE, READ, Principal, require
 from api.services import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 

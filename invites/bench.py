@@ -214,8 +214,11 @@ class Bench:
                 Worker(client, task_queue=noop_queue, workflows=[NoopWorkflow]),
             ):
                 store = Store(engine)
-                creator = Creator(settings, client, store, Auth0Management(settings, http).roles)
-                yield cls(opts, stack, console, client, http, store, engine, creator, noop_queue)
+                try:
+                    creator = Creator(settings, client, store, Auth0Management(settings, http).roles)
+                    yield cls(opts, stack, console, client, http, store, engine, creator, noop_queue)
+                finally:
+                    store.close()
         finally:
             await engine.dispose()
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
+E = TypeVar("E", Engine, AsyncEngine)
 # Execution option marking a transaction that will write (see `writer`).
 _WRITES = "invites_writes"
 
@@ -41,7 +42,7 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def writer(engine: AsyncEngine) -> AsyncEngine:
+def writer(engine: E) -> E:
     """The same engine, for transactions that write.
 
     On SQLite they start with `BEGIN IMMEDIATE`, taking the write lock up front: a
@@ -51,15 +52,26 @@ def writer(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(**{_WRITES: True})
 
 
-def _sqlite_engine(url: URL) -> AsyncEngine:
+def is_sqlite_file(url: URL) -> bool:
+    """A SQLite database in a file (not in memory, not a `file:` URI)."""
     database = url.database or ""
-    if database and database != ":memory:" and not url.query.get("uri"):
-        path = Path(database).expanduser()
+    in_memory = database in ("", ":memory:") or bool(url.query.get("uri"))
+    return url.get_backend_name() == "sqlite" and not in_memory
+
+
+def prepare_sqlite(engine: Engine) -> None:
+    """Every connection gets foreign keys and a busy timeout; BEGIN is emitted by SQLAlchemy."""
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+
+
+def _sqlite_engine(url: URL) -> AsyncEngine:
+    if is_sqlite_file(url):
+        path = Path(url.database or "").expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         _enable_wal(path)
     engine = _create_async_engine(url)
-    event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
-    event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+    prepare_sqlite(engine.sync_engine)
     return engine
 
 

@@ -7,19 +7,16 @@ stays and later callers are told so.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast, get_args
 
-from sqlalchemy import delete, or_, select, text, update
+from sqlalchemy import Table, delete, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Session
 
-from invites.db.engine import session_factory, writer
 from invites.db.records import (
     InvitationRecord,
     LinkConflict,
@@ -31,31 +28,28 @@ from invites.db.records import (
     UnknownInvitation,
     WebhookReceipt,
 )
-from invites.db.tables import AccountLink, Base, Invitation, Mail, WebhookReceiptRow
+from invites.db.tables import AccountLink, Invitation, Mail, WebhookReceiptRow
+from invites.db.transactions import transactions_for
 
 
 class Store:
-    """Invitations' funnel data, account links, the local mail outbox and webhook receipts."""
+    """Invitations' funnel data, account links, the local mail outbox and webhook receipts.
+
+    Each method is one transaction, written as a synchronous function of a `Session` and run
+    by `invites.db.transactions` (in the event loop on PostgreSQL, in a thread on SQLite).
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._reads = session_factory(engine)
-        self._writer = session_factory(writer(engine))
-        # SQLite has one write lock and does not queue waiters fairly: under a burst, writers
-        # time out ("database is locked"). Taking turns in the event loop first avoids that.
-        self._write_turn = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._dialect = engine.dialect.name
+        self._tx = transactions_for(engine)
 
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncSession]:
-        async with contextlib.AsyncExitStack() as stack:
-            if self._write_turn is not None:
-                await stack.enter_async_context(self._write_turn)
-            yield await stack.enter_async_context(self._writer.begin())
+    def close(self) -> None:
+        """Stop the threads and connections the store opened itself (the engine is the caller's)."""
+        self._tx.close()
 
     async def ping(self) -> None:
         """Return when the database answers; raise (a SQLAlchemy or OS error) when it does not."""
-        async with self._engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        await self._tx.read(lambda session: session.execute(text("SELECT 1")))
 
     async def save_invitation(self, rec: InvitationRecord) -> SaveResult:
         """Store a new invitation, or leave alone the one already stored under its keys.
@@ -63,6 +57,9 @@ class Store:
         The keys are its id, `external_ref` and `idempotency_key`: a row holding any of
         them counts as the existing invitation, and its id and request hash come back.
         """
+        return await self._tx.write(self._save_invitation, rec)
+
+    def _save_invitation(self, session: Session, rec: InvitationRecord) -> SaveResult:
         values = {
             "id": rec.id,
             "email": rec.email.lower(),
@@ -75,23 +72,26 @@ class Store:
             "options": rec.options,
             "created_at": rec.created_at,
         }
-        async with self._write() as session:
-            stmt = self._insert(Invitation).values(values).on_conflict_do_nothing()
-            created = await session.scalar(stmt.returning(Invitation.id))
-            if created is not None:
-                return SaveResult(created=True, invitation_id=rec.id, request_hash=rec.request_hash)
-            existing = await self._existing_invitation(session, rec)
+        table = Invitation.__table__
+        stmt = self._insert(table).values(values).on_conflict_do_nothing()
+        if session.scalar(stmt.returning(table.c.id)) is not None:
+            return SaveResult(created=True, invitation_id=rec.id, request_hash=rec.request_hash)
+        existing = _existing_invitation(session, rec)
         return SaveResult(created=False, invitation_id=existing.id, request_hash=existing.request_hash)
 
     async def get_invitation(self, invitation_id: str) -> InvitationRecord | None:
-        async with self._reads() as session:
-            row = await session.get(Invitation, invitation_id)
-        return _invitation(row) if row is not None else None
+        def get(session: Session) -> InvitationRecord | None:
+            row = session.get(Invitation, invitation_id)
+            return _invitation(row) if row is not None else None
+
+        return await self._tx.read(get)
 
     async def find_by_idempotency_key(self, key: str) -> InvitationRecord | None:
-        async with self._reads() as session:
-            row = await session.scalar(select(Invitation).where(Invitation.idempotency_key == key))
-        return _invitation(row) if row is not None else None
+        def find(session: Session) -> InvitationRecord | None:
+            row = session.scalar(select(Invitation).where(Invitation.idempotency_key == key))
+            return _invitation(row) if row is not None else None
+
+        return await self._tx.read(find)
 
     async def link_account(self, invitation_id: str, user_id: str, email: str, accepted_at: datetime) -> bool:
         """Link the account that accepted the invitation; False when it already was.
@@ -105,17 +105,23 @@ class Store:
             "email": email,
             "accepted_at": accepted_at,
         }
-        async with self._write() as session:
-            stmt = self._insert(AccountLink).values(values).on_conflict_do_nothing()
+
+        def link(session: Session) -> str | None:
+            """None when this call linked it, else the account that holds the link."""
+            table = AccountLink.__table__
+            stmt = self._insert(table).values(values).on_conflict_do_nothing()
             try:
-                linked = await session.scalar(stmt.returning(AccountLink.invitation_id))
+                if session.scalar(stmt.returning(table.c.invitation_id)) is not None:
+                    return None
             except IntegrityError as exc:  # only the foreign key can fail here
                 raise UnknownInvitation(invitation_id) from exc
-            if linked is not None:
-                return True
-            existing = await session.get_one(AccountLink, invitation_id)
-        if existing.user_id != user_id:
-            raise LinkConflict(invitation_id, existing.user_id)
+            return session.get_one(AccountLink, invitation_id).user_id
+
+        holder = await self._tx.write(link)
+        if holder is None:
+            return True
+        if holder != user_id:
+            raise LinkConflict(invitation_id, holder)
         return False
 
     async def links_for_user(self, user_id: str) -> list[LinkedInvitation]:
@@ -126,20 +132,22 @@ class Store:
             .where(AccountLink.user_id == user_id)
             .order_by(AccountLink.accepted_at.desc(), AccountLink.invitation_id.desc())
         )
-        async with self._reads() as session:
-            rows = (await session.execute(stmt)).all()
-        return [
-            LinkedInvitation(
-                invitation_id=link.invitation_id,
-                user_id=link.user_id,
-                account_email=link.email,
-                accepted_at=link.accepted_at,
-                email=invitation.email,
-                data=invitation.data,
-                created_at=invitation.created_at,
-            )
-            for link, invitation in rows
-        ]
+
+        def links(session: Session) -> list[LinkedInvitation]:
+            return [
+                LinkedInvitation(
+                    invitation_id=link.invitation_id,
+                    user_id=link.user_id,
+                    account_email=link.email,
+                    accepted_at=link.accepted_at,
+                    email=invitation.email,
+                    data=invitation.data,
+                    created_at=invitation.created_at,
+                )
+                for link, invitation in session.execute(stmt).all()
+            ]
+
+        return await self._tx.read(links)
 
     async def record_mail(self, mail: OutboxMail) -> bool:
         """Keep a mail in the outbox; False when one with its id is already there."""
@@ -156,23 +164,25 @@ class Store:
             "link": mail.link,
             "sent_at": mail.sent_at,
         }
-        async with self._write() as session:
-            stmt = self._insert(Mail).values(values).on_conflict_do_nothing()
-            return await session.scalar(stmt.returning(Mail.id)) is not None
+
+        def record(session: Session) -> bool:
+            table = Mail.__table__
+            stmt = self._insert(table).values(values).on_conflict_do_nothing()
+            return session.scalar(stmt.returning(table.c.id)) is not None
+
+        return await self._tx.write(record)
 
     async def mail_recorded(self, mail_id: str) -> bool:
         """Whether a mail with this id was already sent (the mail activity's idempotency check)."""
-        async with self._reads() as session:
-            return await session.scalar(select(Mail.id).where(Mail.id == mail_id)) is not None
+        stmt = select(Mail.id).where(Mail.id == mail_id)
+        return await self._tx.read(lambda session: session.scalar(stmt) is not None)
 
     async def list_outbox(self, limit: int = 50, invitation_id: str | None = None) -> list[OutboxMail]:
         """The latest mails, newest first, optionally those of one invitation."""
         stmt = select(Mail).order_by(Mail.sent_at.desc(), Mail.id.desc()).limit(limit)
         if invitation_id is not None:
             stmt = stmt.where(Mail.invitation_id == invitation_id)
-        async with self._reads() as session:
-            rows = (await session.scalars(stmt)).all()
-        return [_mail(row) for row in rows]
+        return await self._tx.read(lambda session: [_mail(row) for row in session.scalars(stmt)])
 
     async def remember_webhook(
         self,
@@ -190,23 +200,20 @@ class Store:
         """
         now = now or datetime.now(UTC)
         values = {"status_code": status_code, "response": response, "expires_at": now + ttl}
-        async with self._write() as session:
-            stmt = self._insert(WebhookReceiptRow).values(webhook_id=webhook_id, **values)
-            stored = await session.scalar(
-                stmt.on_conflict_do_nothing().returning(WebhookReceiptRow.webhook_id)
-            )
+
+        def remember(session: Session) -> WebhookReceipt:
+            table = WebhookReceiptRow.__table__
+            stmt = self._insert(table).values(webhook_id=webhook_id, **values)
+            stored = session.scalar(stmt.on_conflict_do_nothing().returning(table.c.webhook_id))
             if stored is None:
-                await session.execute(
-                    update(WebhookReceiptRow)
-                    .where(
-                        WebhookReceiptRow.webhook_id == webhook_id,
-                        WebhookReceiptRow.expires_at <= now,
-                    )
+                session.execute(
+                    update(table)
+                    .where(table.c.webhook_id == webhook_id, table.c.expires_at <= now)
                     .values(values)
-                    .execution_options(synchronize_session=False)
                 )
-            row = await session.get_one(WebhookReceiptRow, webhook_id)
-        return _receipt(row)
+            return _receipt(session.get_one(WebhookReceiptRow, webhook_id))
+
+        return await self._tx.write(remember)
 
     async def get_webhook(self, webhook_id: str, *, now: datetime | None = None) -> WebhookReceipt | None:
         """The unexpired receipt for a webhook id, if it was seen."""
@@ -214,38 +221,37 @@ class Store:
         stmt = select(WebhookReceiptRow).where(
             WebhookReceiptRow.webhook_id == webhook_id, WebhookReceiptRow.expires_at > now
         )
-        async with self._reads() as session:
-            row = await session.scalar(stmt)
-        return _receipt(row) if row is not None else None
+
+        def get(session: Session) -> WebhookReceipt | None:
+            row = session.scalar(stmt)
+            return _receipt(row) if row is not None else None
+
+        return await self._tx.read(get)
 
     async def purge_expired_webhooks(self, now: datetime | None = None) -> int:
         """Delete the expired receipts; returns how many went."""
         now = now or datetime.now(UTC)
-        stmt = (
-            delete(WebhookReceiptRow)
-            .where(WebhookReceiptRow.expires_at <= now)
-            .execution_options(synchronize_session=False)
-        )
-        async with self._write() as session:
-            result = cast("CursorResult[Any]", await session.execute(stmt))
-        return result.rowcount
+        table = WebhookReceiptRow.__table__
+        stmt = delete(table).where(table.c.expires_at <= now)
+        return await self._tx.write(lambda session: cast("CursorResult[Any]", session.execute(stmt)).rowcount)
 
-    def _insert(self, model: type[Base]) -> sqlite.Insert | postgresql.Insert:
-        if self._engine.dialect.name == "postgresql":
-            return postgresql.insert(model)
-        return sqlite.insert(model)
+    def _insert(self, table: Table) -> sqlite.Insert | postgresql.Insert:
+        """INSERT on the table itself (Core): the ORM's bulk path costs more and adds nothing."""
+        if self._dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
 
-    @staticmethod
-    async def _existing_invitation(session: AsyncSession, rec: InvitationRecord) -> Invitation:
-        keys = [Invitation.id == rec.id]
-        if rec.external_ref is not None:
-            keys.append(Invitation.external_ref == rec.external_ref)
-        if rec.idempotency_key is not None:
-            keys.append(Invitation.idempotency_key == rec.idempotency_key)
-        rows = (await session.scalars(select(Invitation).where(or_(*keys)))).all()
-        if not rows:
-            raise StoreError(f"Invitation {rec.id} was neither stored nor found; retry the save.")
-        return min(rows, key=lambda row: row.id != rec.id)  # the same id first
+
+def _existing_invitation(session: Session, rec: InvitationRecord) -> Invitation:
+    keys = [Invitation.id == rec.id]
+    if rec.external_ref is not None:
+        keys.append(Invitation.external_ref == rec.external_ref)
+    if rec.idempotency_key is not None:
+        keys.append(Invitation.idempotency_key == rec.idempotency_key)
+    rows = session.scalars(select(Invitation).where(or_(*keys))).all()
+    if not rows:
+        raise StoreError(f"Invitation {rec.id} was neither stored nor found; retry the save.")
+    return min(rows, key=lambda row: row.id != rec.id)  # the same id first
 
 
 def _invitation(row: Invitation) -> InvitationRecord:

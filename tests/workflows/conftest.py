@@ -268,8 +268,10 @@ async def _stack(env: WorkflowEnvironment, tmp_path: Path, overrides: dict[str, 
         settings = stack_settings(tmp_path, auth0_url, sendgrid_url, hubspot_url, **overrides)
         await upgrade(settings.database_url)
         engine = create_engine(settings.database_url)
+        store = Store(engine)
         try:
             client = Client(**{**env.client.config(), "data_converter": build_data_converter(settings)})
-            yield Stack(env, client, settings, Store(engine), auth0, sendgrid, hubspot)
+            yield Stack(env, client, settings, store, auth0, sendgrid, hubspot)
         finally:
+            store.close()
             await engine.dispose()
