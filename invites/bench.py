@@ -655,8 +655,11 @@ def history_figures(events: Any) -> dict[str, Any]:
 def redeem_phases(events: Any) -> dict[str, float]:
     """Where an accepted invitation's redeem spent its time inside Temporal, by event times (ms):
     `update_task` (the workflow task that accepts, from its scheduling to the acceptance),
-    `grant_calls` (acceptance to the last grant activity's completion) and `closing` (from there
-    to the run's end: a workflow task, the account link inside it). Empty without a redeem."""
+    `grant_dispatch` (acceptance to the first grant activity's start: the server handing the
+    task to the worker), `grant_calls` (from there to the last grant activity's completion: the
+    Auth0 calls) and `closing` (from there to the run's end: a workflow task, the account link
+    inside it). They add up to the time from the accepting task's scheduling to the run's end.
+    Empty without a redeem."""
     from temporalio.api.enums.v1 import EventType
 
     def at(e: Any) -> float:
@@ -678,11 +681,16 @@ def redeem_phases(events: Any) -> dict[str, float]:
     scheduled = next(
         e for e in reversed(events[:accepted]) if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED
     )
-    grants = [e for e in events[accepted:] if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED]
-    last_grant = at(grants[-1]) if grants else at(events[accepted])
+    after = events[accepted:]
+    grants = [e for e in after if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED]
+    starts = [at(e) for e in after if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED]
+    accepted_at = at(events[accepted])
+    last_grant = at(grants[-1]) if grants else accepted_at
+    first_start = min(starts, default=accepted_at)
     return {
-        "update_task": round(at(events[accepted]) - at(scheduled), 1),
-        "grant_calls": round(last_grant - at(events[accepted]), 1),
+        "update_task": round(accepted_at - at(scheduled), 1),
+        "grant_dispatch": round(first_start - accepted_at, 1),
+        "grant_calls": round(last_grant - first_start, 1),
         "closing": round(at(closed) - last_grant, 1),
     }
 

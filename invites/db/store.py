@@ -7,6 +7,7 @@ stays and later callers are told so.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast, get_args
 
@@ -16,6 +17,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
 from invites.db.records import (
     InvitationRecord,
@@ -40,8 +42,14 @@ class Store:
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._dialect = engine.dialect.name
         self._tx = transactions_for(engine)
+        # Built once: an INSERT whose values come as parameters is compiled once and cached,
+        # where `.values(...)` per call costs a new statement and its cache key every time.
+        insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._insert_invitation = _insert_new(insert, Invitation.__table__, "id")
+        self._insert_link = _insert_new(insert, AccountLink.__table__, "invitation_id")
+        self._insert_mail = _insert_new(insert, Mail.__table__, "id")
+        self._insert_receipt = _insert_new(insert, WebhookReceiptRow.__table__, "webhook_id")
 
     def close(self) -> None:
         """Stop the threads and connections the store opened itself (the engine is the caller's)."""
@@ -72,9 +80,7 @@ class Store:
             "options": rec.options,
             "created_at": rec.created_at,
         }
-        table = Invitation.__table__
-        stmt = self._insert(table).values(values).on_conflict_do_nothing()
-        if session.scalar(stmt.returning(table.c.id)) is not None:
+        if session.scalar(self._insert_invitation, values) is not None:
             return SaveResult(created=True, invitation_id=rec.id, request_hash=rec.request_hash)
         existing = _existing_invitation(session, rec)
         return SaveResult(created=False, invitation_id=existing.id, request_hash=existing.request_hash)
@@ -108,10 +114,8 @@ class Store:
 
         def link(session: Session) -> str | None:
             """None when this call linked it, else the account that holds the link."""
-            table = AccountLink.__table__
-            stmt = self._insert(table).values(values).on_conflict_do_nothing()
             try:
-                if session.scalar(stmt.returning(table.c.invitation_id)) is not None:
+                if session.scalar(self._insert_link, values) is not None:
                     return None
             except IntegrityError as exc:  # only the foreign key can fail here
                 raise UnknownInvitation(invitation_id) from exc
@@ -165,12 +169,7 @@ class Store:
             "sent_at": mail.sent_at,
         }
 
-        def record(session: Session) -> bool:
-            table = Mail.__table__
-            stmt = self._insert(table).values(values).on_conflict_do_nothing()
-            return session.scalar(stmt.returning(table.c.id)) is not None
-
-        return await self._tx.write(record)
+        return await self._tx.write(lambda session: session.scalar(self._insert_mail, values) is not None)
 
     async def mail_recorded(self, mail_id: str) -> bool:
         """Whether a mail with this id was already sent (the mail activity's idempotency check)."""
@@ -203,9 +202,7 @@ class Store:
 
         def remember(session: Session) -> WebhookReceipt:
             table = WebhookReceiptRow.__table__
-            stmt = self._insert(table).values(webhook_id=webhook_id, **values)
-            stored = session.scalar(stmt.on_conflict_do_nothing().returning(table.c.webhook_id))
-            if stored is None:
+            if session.scalar(self._insert_receipt, {"webhook_id": webhook_id, **values}) is None:
                 session.execute(
                     update(table)
                     .where(table.c.webhook_id == webhook_id, table.c.expires_at <= now)
@@ -235,11 +232,13 @@ class Store:
         stmt = delete(table).where(table.c.expires_at <= now)
         return await self._tx.write(lambda session: cast("CursorResult[Any]", session.execute(stmt)).rowcount)
 
-    def _insert(self, table: Table) -> sqlite.Insert | postgresql.Insert:
-        """INSERT on the table itself (Core): the ORM's bulk path costs more and adds nothing."""
-        if self._dialect == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
+
+def _insert_new(
+    insert: Callable[[Table], sqlite.Insert | postgresql.Insert], table: Table, key: str
+) -> ReturningInsert[Any]:
+    """`INSERT ... ON CONFLICT DO NOTHING RETURNING key` on the table itself (Core: the ORM's
+    bulk path costs more and adds nothing): the key comes back when the row was inserted."""
+    return insert(table).on_conflict_do_nothing().returning(table.c[key])
 
 
 def _existing_invitation(session: Session, rec: InvitationRecord) -> Invitation:

@@ -142,13 +142,17 @@ def test_redeem_phases_split_the_accepted_run_by_event_time() -> None:
         at(3, e.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, 1000),
         at(4, e.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, 1012),
         at(5, e.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED, 1012),
-        at(6, e.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, 1030),
-        at(7, e.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, 1041),
-        at(8, e.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, 1060),
+        # Activity starts are written with their completions, stamped with the start time.
+        at(6, e.EVENT_TYPE_ACTIVITY_TASK_STARTED, 1019),
+        at(7, e.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, 1030),
+        at(8, e.EVENT_TYPE_ACTIVITY_TASK_STARTED, 1017),
+        at(9, e.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, 1041),
+        at(10, e.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, 1060),
     ]
     assert history_figures(events)["redeem_phases_ms"] == {
         "update_task": 12.0,
-        "grant_calls": 29.0,
+        "grant_dispatch": 5.0,
+        "grant_calls": 24.0,
         "closing": 19.0,
     }
     assert history_figures(events[:3])["redeem_phases_ms"] == {}  # never redeemed
