@@ -7,12 +7,13 @@ Each `Store` method is a synchronous function of a `Session`, run whole in one t
 - **A SQLite file**: in a worker thread, on a synchronous engine over the standard `sqlite3`.
   aiosqlite hands every cursor call to its own thread and back (BEGIN, execute, fetch, close,
   COMMIT, the pool's reset: nine hand-offs for one insert, ~1.7 ms of CPU); one hand-off per
-  transaction costs ~0.7 ms (BENCHMARKS.md). Writes go to one thread, so they queue in order
+  transaction costs less than half (BENCHMARKS.md). Writes go to one thread, so they queue in order
   for SQLite's single write lock instead of racing for it (and timing out under a burst); reads
   run on a few threads of their own (WAL lets them read while one writes).
 
-A cancelled caller does not stop a transaction already handed to a thread: it commits or rolls
-back whole, as it would had the caller waited. Every write here is keyed, so a retry is safe.
+A caller cancelled while its transaction still waits for a thread drops it (it never runs);
+once running, it commits or rolls back whole, as it would had the caller waited. Every write
+here is keyed, so a retry is safe either way.
 """
 
 from __future__ import annotations
