@@ -1,4 +1,5 @@
-"""Async engines for SQLite (embedded default) and PostgreSQL (production)."""
+"""Async engines for SQLite (embedded default) and PostgreSQL (production), and the SQLite
+connection setup that the store's synchronous twin engine shares (`invites.db.transactions`)."""
 
 from __future__ import annotations
 
@@ -55,8 +56,8 @@ def writer(engine: E) -> E:
 def is_sqlite_file(url: URL) -> bool:
     """A SQLite database in a file (not in memory, not a `file:` URI)."""
     database = url.database or ""
-    in_memory = database in ("", ":memory:") or bool(url.query.get("uri"))
-    return url.get_backend_name() == "sqlite" and not in_memory
+    elsewhere = database in ("", ":memory:") or bool(url.query.get("uri"))
+    return url.get_backend_name() == "sqlite" and not elsewhere
 
 
 def prepare_sqlite(engine: Engine) -> None:
