@@ -2,6 +2,7 @@
 
 import asyncio
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -92,6 +93,32 @@ async def test_a_write_cancelled_while_it_waits_for_the_thread_never_runs(tmp_pa
             await queued
         await tx.write(lambda _: ran.append("after"))  # the thread has passed where it would run
         assert ran == ["after"]
+    finally:
+        tx.close()
+        await engine.dispose()
+
+
+async def test_writes_run_one_at_a_time_in_the_order_they_were_asked(tmp_path: Path):
+    """One writer thread per store: SQLite's single write lock is taken in turn, first come first
+    served, never by two of this process's writes at once."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/order.db")
+    tx = InThreads(engine)
+    order: list[int] = []
+    running, overlapped = threading.Lock(), []
+
+    def write(_: object, i: int) -> None:
+        if not running.acquire(blocking=False):
+            overlapped.append(i)
+            return
+        try:
+            time.sleep(0.001)
+            order.append(i)
+        finally:
+            running.release()
+
+    try:
+        await asyncio.gather(*(tx.write(write, i) for i in range(50)))
+        assert (order, overlapped) == (list(range(50)), [])
     finally:
         tx.close()
         await engine.dispose()
