@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -33,6 +33,7 @@ from invites.auth0 import Auth0Management
 from invites.db.engine import create_engine
 from invites.db.migrate import upgrade
 from invites.db.store import Store
+from invites.eventloop import loop_factory
 from invites.logs import configure_logging
 from invites.settings import Settings, get_settings
 from invites.telemetry import install_runtime
@@ -168,18 +169,8 @@ async def run(settings: Settings | None = None) -> None:
 def main() -> None:
     settings = get_settings()
     configure_logging(settings)  # JSON lines in production; holds httpx & co. above their leaky levels
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(run(settings))
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop where it is installed (every platform but Windows): the activities' HTTP and the
-    SDK's callbacks run on this loop. Workflow code runs on the SDK's own deterministic loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 if __name__ == "__main__":

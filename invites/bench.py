@@ -40,12 +40,14 @@ import typer
 from invites.bench_stack import (
     BENCH_AUTH0_ACTIVITIES_PER_S,
     Stack,
+    cpu_seconds,
     dev_stack,
     external_stack,
     machine,
     rss_mb,
     worker_pids,
 )
+from invites.eventloop import loop_factory
 
 # (key, comparison, bound): what the issue asks the service to reach.
 TARGETS: list[tuple[str, str, float]] = [
@@ -122,7 +124,10 @@ def bench(
     )
     results: dict[str, Any] = {}
     try:
-        asyncio.run(run(opts, console, results))
+        # uvloop, as the API and the worker run: the load generator and the in-process no-op worker
+        # share the machine with what they measure.
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            runner.run(run(opts, console, results))
     except BenchError as exc:
         # What was measured before the failure is kept, beside the reason.
         output.write_text(json.dumps({**results, "error": str(exc)}, indent=2, default=str) + "\n")
@@ -189,6 +194,7 @@ class Bench:
     engine: Any
     creator: Any  # invites.creation.Creator
     noop_queue: str
+    first_tasks: Any  # invites.bench_noop.FirstTasks
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
 
     @classmethod
@@ -197,7 +203,7 @@ class Bench:
         from temporalio.worker import Worker
 
         from invites.auth0 import Auth0Management
-        from invites.bench_noop import NoopWorkflow
+        from invites.bench_noop import FirstTasks, NoopWorkflow
         from invites.creation import Creator
         from invites.db.engine import create_engine
         from invites.db.store import Store
@@ -207,16 +213,19 @@ class Bench:
         client = await build_temporal_client(settings)
         engine = create_engine(settings.database_url)
         noop_queue = f"bench-noop-{uuid.uuid4().hex[:8]}"
+        first_tasks = FirstTasks()
         limits = httpx.Limits(max_connections=max(opts.concurrency, OPEN_CONCURRENCY) + 16)
         try:
             async with (
                 httpx.AsyncClient(timeout=HTTP_TIMEOUT_S, limits=limits) as http,
-                Worker(client, task_queue=noop_queue, workflows=[NoopWorkflow]),
+                Worker(client, task_queue=noop_queue, workflows=[NoopWorkflow], interceptors=[first_tasks]),
             ):
                 store = Store(engine)
                 try:
                     creator = Creator(settings, client, store, Auth0Management(settings, http).roles)
-                    yield cls(opts, stack, console, client, http, store, engine, creator, noop_queue)
+                    yield cls(
+                        opts, stack, console, client, http, store, engine, creator, noop_queue, first_tasks
+                    )
                 finally:
                     store.close()
         finally:
@@ -242,10 +251,13 @@ class Bench:
         await self._warm_up()
 
         self.say(f"raw starts: {n} no-op workflows, {opts.concurrency} at once …")
+        cpu = cpu_seconds(self.stack.roots)
         noop_ids, raw_s, raw_errors = await self._raw_starts(n)
         results["raw_start_per_s"] = round(len(noop_ids) / raw_s, 1)
+        results["cpu_ms_per_raw_start"], cpu = _cpu_per(cpu, cpu_seconds(self.stack.roots), len(noop_ids))
         self.say(f"creates: {n} POST /v1/invitations, {opts.concurrency} at once …")
         created, create_s, create_errors = await self._creates(n)
+        results["cpu_ms_per_create"], _ = _cpu_per(cpu, cpu_seconds(self.stack.roots), len(created))
         results["create_per_s"] = round(len(created) / create_s, 1)
         results["create_vs_raw"] = round(results["create_per_s"] / results["raw_start_per_s"], 3)
         results["errors"] = {"raw_start": raw_errors, "create": create_errors}
@@ -394,31 +406,48 @@ class Bench:
             await self.client.start_workflow(NoopWorkflow.run, id=workflow_id, task_queue=self.noop_queue)
             ids[i] = workflow_id
 
+        before = self.first_tasks.count
         elapsed, errors = await _timed(n, self.opts.concurrency, start)
+        # Untimed: the worker runs the started workflows' first tasks before the creates begin.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLE_MIN_S
+        while self.first_tasks.count < before + len(ids):
+            if loop.time() > deadline:
+                ran = self.first_tasks.count - before
+                raise BenchError(f"the no-op worker ran {ran} of {len(ids)} first tasks in time")
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(POLL_S)  # their completions reach the server
         return [ids[i] for i in sorted(ids)], elapsed, errors
 
     async def _creates(self, n: int) -> tuple[dict[int, str], float, int]:
-        """POST /v1/invitations through aiohttp: on a small machine the load generator shares the
-        cores with the server, and httpx cost ~25 % of a core at this rate (the raw starts go
-        through the SDK's Rust client), so the lighter client keeps the comparison about the
-        service."""
-        import aiohttp
+        """POST /v1/invitations on kept-alive connections (`bench_http`: the load generator shares
+        the cores with what it measures, so it is kept light), split round-robin across the APIs."""
+        from invites.bench_http import Connection
 
         created: dict[int, str] = {}
         apis = self.stack.apis
-        connector = aiohttp.TCPConnector(limit=self.opts.concurrency + 8)
-        async with aiohttp.ClientSession(connector=connector, headers=_key()) as session:
+        idle: dict[str, list[Connection]] = {api: [] for api in apis}
 
-            async def create(i: int) -> None:
-                body = {"email": self._email(i), "roles": ROLES, "data": {"source": "bench", "n": i}}
-                api = apis[i % len(apis)]
-                async with session.post(f"{api}/v1/invitations", json=body) as response:
-                    payload = await response.json(content_type=None)
-                    if response.status != 201:
-                        raise BenchError(f"POST /v1/invitations answered {response.status}: {payload}")
-                created[i] = payload["id"]
+        async def create(i: int) -> None:
+            body = {"email": self._email(i), "roles": ROLES, "data": {"source": "bench", "n": i}}
+            api = apis[i % len(apis)]
+            while idle[api] and not idle[api][-1].usable:
+                idle[api].pop()
+            conn = idle[api].pop() if idle[api] else await Connection.open(api, _key())
+            try:
+                status, payload = await conn.post("/v1/invitations", body)
+            finally:
+                if conn.usable:
+                    idle[api].append(conn)
+            if status != 201:
+                raise BenchError(f"POST /v1/invitations answered {status}: {payload}")
+            created[i] = payload["id"]
 
+        try:
             elapsed, errors = await _timed(n, self.opts.concurrency, create)
+        finally:
+            for conn in (c for conns in idle.values() for c in conns):
+                conn.close()
         if not created:
             raise BenchError("every create failed; see the stack's log")
         return created, elapsed, errors
@@ -739,6 +768,14 @@ async def _timed(n: int, concurrency: int, fn: Callable[[int], Awaitable[None]])
     return elapsed, len(errors)
 
 
+def _cpu_per(before: dict[str, float], after: dict[str, float], count: int) -> tuple[dict[str, float], dict]:
+    """Milliseconds of CPU per item each part used between two readings (and their total), and the
+    second reading, to be the next phase's first."""
+    used = {k: round((after[k] - before.get(k, 0.0)) * 1000 / max(count, 1), 2) for k in sorted(after)}
+    used["total"] = round(sum(used.values()), 2)
+    return used, after
+
+
 async def _gather_limited(calls: list[Callable[[], Awaitable[None]]], limit: int) -> None:
     gate = asyncio.Semaphore(limit)
 
@@ -825,6 +862,9 @@ def print_results(results: dict[str, Any], console: Any) -> None:
         console.print(
             "redeem inside the workflow, ms (p50): " + ", ".join(f"{k} {v}" for k, v in phases.items())
         )
+    for key, label in (("cpu_ms_per_raw_start", "raw start"), ("cpu_ms_per_create", "create")):
+        if used := results.get(key):
+            console.print(f"CPU ms per {label}: " + ", ".join(f"{k} {v}" for k, v in used.items()))
     console.print(
         f"{m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, Python {m['python']}, "
         f"Temporal server {m.get('temporal_server')} ({m['temporal_cli']}), "

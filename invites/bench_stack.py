@@ -201,6 +201,38 @@ def worker_pids(roots: list[int]) -> list[int]:
     return [pid for pid in pids if is_worker(_cmdline(pid)) and (not roots or _descends(pid, set(roots)))]
 
 
+def role(argv: list[str]) -> str | None:
+    """What a process of the stack is, for the CPU figures: the name of its part."""
+    if argv and Path(argv[0]).name == "temporal":
+        return "temporal"
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "-m" and argv[i + 1] == "sandbox":
+            return "auth0 sandbox"
+        if arg == "invites.cli" or Path(arg).name == "invites":
+            # `invites dev` itself only relays its children's output.
+            return {"dev": "dev (log relay)"}.get(argv[i + 1], argv[i + 1])
+    return None
+
+
+def cpu_seconds(roots: list[int]) -> dict[str, float]:
+    """CPU time (user + system, every thread) used so far by each part of the stack started here,
+    summed per part, and by this process (`bench`: the load generator and the no-op worker)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()] if roots else []
+    totals: dict[str, float] = {}
+    for pid in [os.getpid(), *pids]:
+        name = "bench" if pid == os.getpid() else role(_cmdline(pid))
+        if name is None or (pid != os.getpid() and not _descends(pid, set(roots))):
+            continue
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it exited in between
+            continue
+        # utime and stime are fields 14 and 15 of stat(5); after the ')' they are the 12th and 13th.
+        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return totals
+
+
 def rss_mb(pid: int) -> float:
     """Resident set size in MiB (VmRSS from /proc/<pid>/status)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

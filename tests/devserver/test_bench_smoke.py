@@ -57,6 +57,13 @@ def test_bench_measures_every_figure_on_a_small_load(tmp_path: Path) -> None:
         assert isinstance(figures[key], int | float) and figures[key] > 0, (key, figures.get(key))
     assert figures["errors"] == {"raw_start": 0, "create": 0}
     assert figures["open_mailed"] == 50
+    # CPU per item, by part of the stack the bench started (and the bench's own process).
+    for key in ("cpu_ms_per_raw_start", "cpu_ms_per_create"):
+        used = figures[key]
+        assert {"temporal", "api", "worker", "auth0 sandbox", "bench"} <= set(used), (key, used)
+        assert used["temporal"] > 0 and used["bench"] > 0, (key, used)
+        assert used["total"] == pytest.approx(sum(v for k, v in used.items() if k != "total"), abs=0.05)
+    assert figures["cpu_ms_per_create"]["api"] > 0
     # The server's own action counter saw the probe invitation start.
     assert figures["actions_measured_accepted"]["grpc_StartWorkflowExecution"] >= 1
     assert figures["actions_estimate"] == figures["actions_accepted"]

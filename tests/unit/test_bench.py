@@ -13,8 +13,8 @@ from temporalio.api.history.v1 import (
 )
 from temporalio.api.taskqueue.v1 import TaskQueue
 
-from invites.bench import _meets, _pct, history_figures, server_actions
-from invites.bench_stack import is_worker
+from invites.bench import _cpu_per, _meets, _pct, history_figures, server_actions
+from invites.bench_stack import is_worker, role
 
 
 def test_percentiles_are_nearest_rank() -> None:
@@ -35,6 +35,24 @@ def test_worker_processes_are_recognised_as_dev_and_the_cli_start_them() -> None
     assert is_worker(["/venv/bin/python3", "/venv/bin/invites", "worker"])
     assert not is_worker(["/venv/bin/python", "-m", "invites.cli", "api"])
     assert not is_worker(["/venv/bin/python", "-m", "pytest", "tests/worker"])
+
+
+def test_stack_processes_are_named_by_their_part() -> None:
+    assert role(["/venv/bin/temporal", "server", "start-dev", "--port", "7233"]) == "temporal"
+    assert role(["/venv/bin/python", "-m", "sandbox", "--port", "8100"]) == "auth0 sandbox"
+    assert role(["/venv/bin/python", "-m", "invites.cli", "worker"]) == "worker"
+    assert role(["/venv/bin/python", "-m", "invites.cli", "api"]) == "api"
+    assert role(["/venv/bin/python", "/venv/bin/invites", "dev"]) == "dev (log relay)"
+    assert role(["/usr/bin/python3", "-m", "pytest"]) is None
+    assert role([]) is None
+
+
+def test_cpu_per_item_is_each_parts_difference_and_their_total() -> None:
+    before = {"temporal": 10.0, "api": 2.0, "bench": 1.0}
+    after = {"temporal": 17.5, "api": 4.0, "bench": 1.5, "worker": 0.25}  # a part seen only later
+    used, nxt = _cpu_per(before, after, 500)
+    assert used == {"api": 4.0, "bench": 1.0, "temporal": 15.0, "worker": 0.5, "total": 20.5}
+    assert nxt is after
 
 
 def test_server_action_counters_are_summed_per_type_for_the_namespace() -> None:
