@@ -11,7 +11,9 @@ One run, against a fresh `invites dev` (or a stack given by `--api` / `--tempora
 4. histories: the events of one accepted and one expired invitation (started through `Creator`
    with a few seconds to live, the API's one-hour minimum skipped) and their billable actions;
 5. memory: the worker's RSS with `--open-invitations` pending invitations open (created through
-   `Creator`, as the API does, without HTTP).
+   `Creator`, as the API does, without HTTP);
+6. cold redeems: the first invitations created, redeemed last, once the worker no longer holds
+   them (the usual case of a link clicked days later).
 
 The figures go to a table and a JSON file; BENCHMARKS.md explains them.
 """
@@ -148,7 +150,7 @@ async def run(opts: Options, console: Any, results: dict[str, Any]) -> dict[str,
         "invitations": opts.invitations,
         "concurrency": opts.concurrency,
         "open_invitations": opts.open_invitations,
-        "redeem_sample": min(REDEEM_SAMPLE, opts.invitations),
+        "redeem_sample": max(1, min(REDEEM_SAMPLE, opts.invitations // 2)),
         "started_stack": opts.api is None and opts.temporal is None,
         "api_processes": opts.api_processes,
         "worker_processes": opts.worker_processes,
@@ -242,19 +244,25 @@ class Bench:
 
     async def run(self, results: dict[str, Any]) -> None:
         opts = self.opts
-        n, sample = opts.invitations, min(REDEEM_SAMPLE, opts.invitations)
+        n = opts.invitations
+        sample = max(1, min(REDEEM_SAMPLE, n // 2))
         # Users for the invitations that will be redeemed: the last `sample` ones, so that once
         # they are mailed the worker has caught up with the rest too.
         redeemed = list(range(n - sample, n))
-        users = await self._users(redeemed)
+        # And the first `sample` ones, redeemed at the very end, once the worker has long
+        # evicted them (as a link clicked days later finds its invitation): when there are enough.
+        cold = list(range(sample)) if n >= 2 * sample else []
+        users = await self._users(redeemed + cold)
         expired_id = await self._create_expiring()
         await self._warm_up()
 
         self.say(f"raw starts: {n} no-op workflows, {opts.concurrency} at once …")
-        cpu = cpu_seconds(self.stack.roots)
+        cpu, first_tasks = cpu_seconds(self.stack.roots), self.first_tasks.count
         noop_ids, raw_s, raw_errors = await self._raw_starts(n)
         results["raw_start_per_s"] = round(len(noop_ids) / raw_s, 1)
-        results["cpu_ms_per_raw_start"], cpu = _cpu_per(cpu, cpu_seconds(self.stack.roots), len(noop_ids))
+        results["cpu_ms_per_raw_start"], _ = _cpu_per(cpu, cpu_seconds(self.stack.roots), len(noop_ids))
+        await self._first_tasks_run(first_tasks + len(noop_ids))
+        cpu = cpu_seconds(self.stack.roots)
         self.say(f"creates: {n} POST /v1/invitations, {opts.concurrency} at once …")
         created, create_s, create_errors = await self._creates(n)
         results["cpu_ms_per_create"], _ = _cpu_per(cpu, cpu_seconds(self.stack.roots), len(created))
@@ -312,6 +320,7 @@ class Bench:
         results["worker_rss_mb_idle"] = _rss(pids)
         if opts.open_invitations:
             self.say(f"memory: {opts.open_invitations} pending invitations through Creator …")
+            cpu = cpu_seconds(self.stack.roots)
             open_ids, open_s = await self._open(opts.open_invitations)
             results["open_create_per_s"] = round(len(open_ids) / open_s, 1)
             settle_start = time.perf_counter()
@@ -320,8 +329,31 @@ class Bench:
             results["worker_rss_mb_by_open"] = by_open
             results["open_settle_s"] = round(time.perf_counter() - settle_start, 1)
             await asyncio.sleep(2)  # let the last workflow tasks finish
+            # What one invitation costs each part from its start to resting after its mail (the
+            # starts through Creator, in this process).
+            results["cpu_ms_per_open_invitation"], _ = _cpu_per(
+                cpu, cpu_seconds(self.stack.roots), len(open_ids)
+            )
         results["worker_rss_mb_10k_open"] = _rss(pids)
         results["worker_rss_mb_each"] = [round(rss_mb(p), 1) for p in pids]
+        if cold:
+            await self._cold_redeems({i: created[i] for i in cold if i in created}, users, results)
+
+    async def _cold_redeems(
+        self, invitations: dict[int, str], users: dict[int, dict[str, Any]], results: dict[str, Any]
+    ) -> None:
+        """The first invitations created, redeemed last: each has left the worker's cache (at
+        least its size of other invitations went through the worker since), so the redeem's
+        workflow task first rebuilds the run from its history in a new sandboxed instance."""
+        self.say(f"redeems of {len(invitations)} invitations the worker no longer holds …")
+        redeem_ms, pending = await self._redeems(invitations, users)
+        results["redeem_cold_p50_ms"] = _pct(redeem_ms, 50)
+        results["redeem_cold_p95_ms"] = _pct(redeem_ms, 95)
+        results["redeem_cold_grant_pending"] = pending
+        histories = [await self._history(i) for i in list(invitations.values())[:HISTORY_SAMPLE]]
+        phases = [f["redeem_phases_ms"] for f in histories if f["redeem_phases_ms"]]
+        if phases:
+            results["redeem_cold_phases_ms"] = {k: _pct([p[k] for p in phases], 50) for k in phases[0]}
 
     # --- phases --------------------------------------------------------------------------------
 
@@ -406,18 +438,21 @@ class Bench:
             await self.client.start_workflow(NoopWorkflow.run, id=workflow_id, task_queue=self.noop_queue)
             ids[i] = workflow_id
 
-        before = self.first_tasks.count
         elapsed, errors = await _timed(n, self.opts.concurrency, start)
-        # Untimed: the worker runs the started workflows' first tasks before the creates begin.
+        return [ids[i] for i in sorted(ids)], elapsed, errors
+
+    async def _first_tasks_run(self, count: int) -> None:
+        """Untimed, between the raw starts and the creates: the no-op worker runs the started
+        workflows' first tasks (it lags behind the starts), so that neither the server nor this
+        process spends the creates' time on the raw starts' work."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SETTLE_MIN_S
-        while self.first_tasks.count < before + len(ids):
+        while self.first_tasks.count < count:
             if loop.time() > deadline:
-                ran = self.first_tasks.count - before
-                raise BenchError(f"the no-op worker ran {ran} of {len(ids)} first tasks in time")
+                ran = self.first_tasks.count
+                raise BenchError(f"the no-op worker ran {ran} of {count} first tasks in time")
             await asyncio.sleep(0.05)
         await asyncio.sleep(POLL_S)  # their completions reach the server
-        return [ids[i] for i in sorted(ids)], elapsed, errors
 
     async def _creates(self, n: int) -> tuple[dict[int, str], float, int]:
         """POST /v1/invitations on kept-alive connections (`bench_http`: the load generator shares
@@ -829,6 +864,7 @@ ROWS = [
     ("raw_update_p50_ms", "raw update p50 ms"),
     ("redeem_vs_raw", "redeem / raw update"),
     ("redeem_outside_workflow_ms", "redeem ms outside the workflow"),
+    ("redeem_cold_p50_ms", "redeem p50 ms, invitation out of the worker's cache"),
     ("history_events_accepted", "history events, accepted"),
     ("history_events_expired", "history events, expired"),
     ("actions_estimate", "billable actions, accepted"),
@@ -858,11 +894,16 @@ def print_results(results: dict[str, Any], console: Any) -> None:
             verdict = {True: "[green]PASS[/]", False: "[red]MISS[/]", None: "[yellow]n/a[/]"}[target["pass"]]
         table.add_row(label, _show(results.get(key)), target["bound"] if target else "", verdict)
     console.print(table)
-    if phases := results.get("redeem_phases_ms"):
-        console.print(
-            "redeem inside the workflow, ms (p50): " + ", ".join(f"{k} {v}" for k, v in phases.items())
-        )
-    for key, label in (("cpu_ms_per_raw_start", "raw start"), ("cpu_ms_per_create", "create")):
+    for key, label in (("redeem_phases_ms", "redeem"), ("redeem_cold_phases_ms", "redeem out of cache")):
+        if phases := results.get(key):
+            console.print(
+                f"{label} inside the workflow, ms (p50): " + ", ".join(f"{k} {v}" for k, v in phases.items())
+            )
+    for key, label in (
+        ("cpu_ms_per_raw_start", "raw start"),
+        ("cpu_ms_per_create", "create"),
+        ("cpu_ms_per_open_invitation", "open invitation, started to mailed"),
+    ):
         if used := results.get(key):
             console.print(f"CPU ms per {label}: " + ", ".join(f"{k} {v}" for k, v in used.items()))
     console.print(
