@@ -196,7 +196,7 @@ class Bench:
     engine: Any
     creator: Any  # invites.creation.Creator
     noop_queue: str
-    first_tasks: Any  # invites.bench_noop.FirstTasks
+    first_tasks: Any  # invites.bench_first_tasks.FirstTasks
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
 
     @classmethod
@@ -205,7 +205,8 @@ class Bench:
         from temporalio.worker import Worker
 
         from invites.auth0 import Auth0Management
-        from invites.bench_noop import FirstTasks, NoopWorkflow
+        from invites.bench_first_tasks import FirstTasks
+        from invites.bench_noop import NoopWorkflow
         from invites.creation import Creator
         from invites.db.engine import create_engine
         from invites.db.store import Store
