@@ -337,8 +337,8 @@ class Bench:
             )
         results["worker_rss_mb_10k_open"] = _rss(pids)
         results["worker_rss_mb_each"] = [round(rss_mb(p), 1) for p in pids]
-        if cold:
-            await self._cold_redeems({i: created[i] for i in cold if i in created}, users, results)
+        if cold_created := {i: created[i] for i in cold if i in created}:
+            await self._cold_redeems(cold_created, users, results)
 
     async def _cold_redeems(
         self, invitations: dict[int, str], users: dict[int, dict[str, Any]], results: dict[str, Any]
