@@ -150,7 +150,7 @@ async def run(opts: Options, console: Any, results: dict[str, Any]) -> dict[str,
         "invitations": opts.invitations,
         "concurrency": opts.concurrency,
         "open_invitations": opts.open_invitations,
-        "redeem_sample": max(1, min(REDEEM_SAMPLE, opts.invitations // 2)),
+        "redeem_sample": redeem_sample(opts.invitations),
         "started_stack": opts.api is None and opts.temporal is None,
         "api_processes": opts.api_processes,
         "worker_processes": opts.worker_processes,
@@ -246,7 +246,7 @@ class Bench:
     async def run(self, results: dict[str, Any]) -> None:
         opts = self.opts
         n = opts.invitations
-        sample = max(1, min(REDEEM_SAMPLE, n // 2))
+        sample = redeem_sample(n)
         # Users for the invitations that will be redeemed: the last `sample` ones, so that once
         # they are mailed the worker has caught up with the rest too.
         redeemed = list(range(n - sample, n))
@@ -261,12 +261,12 @@ class Bench:
         cpu, first_tasks = cpu_seconds(self.stack.roots), self.first_tasks.count
         noop_ids, raw_s, raw_errors = await self._raw_starts(n)
         results["raw_start_per_s"] = round(len(noop_ids) / raw_s, 1)
-        results["cpu_ms_per_raw_start"], _ = _cpu_per(cpu, cpu_seconds(self.stack.roots), len(noop_ids))
+        results["cpu_ms_per_raw_start"] = _cpu_per(cpu, cpu_seconds(self.stack.roots), len(noop_ids))
         await self._first_tasks_run(first_tasks + len(noop_ids))
         cpu = cpu_seconds(self.stack.roots)
         self.say(f"creates: {n} POST /v1/invitations, {opts.concurrency} at once …")
         created, create_s, create_errors = await self._creates(n)
-        results["cpu_ms_per_create"], _ = _cpu_per(cpu, cpu_seconds(self.stack.roots), len(created))
+        results["cpu_ms_per_create"] = _cpu_per(cpu, cpu_seconds(self.stack.roots), len(created))
         results["create_per_s"] = round(len(created) / create_s, 1)
         results["create_vs_raw"] = round(results["create_per_s"] / results["raw_start_per_s"], 3)
         results["errors"] = {"raw_start": raw_errors, "create": create_errors}
@@ -332,7 +332,7 @@ class Bench:
             await asyncio.sleep(2)  # let the last workflow tasks finish
             # What one invitation costs each part from its start to resting after its mail (the
             # starts through Creator, in this process).
-            results["cpu_ms_per_open_invitation"], _ = _cpu_per(
+            results["cpu_ms_per_open_invitation"] = _cpu_per(
                 cpu, cpu_seconds(self.stack.roots), len(open_ids)
             )
         results["worker_rss_mb_10k_open"] = _rss(pids)
@@ -804,12 +804,17 @@ async def _timed(n: int, concurrency: int, fn: Callable[[int], Awaitable[None]])
     return elapsed, len(errors)
 
 
-def _cpu_per(before: dict[str, float], after: dict[str, float], count: int) -> tuple[dict[str, float], dict]:
-    """Milliseconds of CPU per item each part used between two readings (and their total), and the
-    second reading, to be the next phase's first."""
+def redeem_sample(invitations: int) -> int:
+    """Invitations redeemed warm (the last ones created) and, when there are enough, cold (the
+    first ones): at most REDEEM_SAMPLE each, half the run when it is smaller."""
+    return max(1, min(REDEEM_SAMPLE, invitations // 2))
+
+
+def _cpu_per(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, float]:
+    """Milliseconds of CPU per item each part used between two readings, and their total."""
     used = {k: round((after[k] - before.get(k, 0.0)) * 1000 / max(count, 1), 2) for k in sorted(after)}
     used["total"] = round(sum(used.values()), 2)
-    return used, after
+    return used
 
 
 async def _gather_limited(calls: list[Callable[[], Awaitable[None]]], limit: int) -> None:

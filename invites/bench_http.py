@@ -45,7 +45,7 @@ class Connection(asyncio.Protocol):
 
     async def post(self, path: str, body: Any) -> tuple[int, Any]:
         """POST `body` as JSON; the status and the decoded JSON answer (None when empty)."""
-        if self._transport is None or self._transport.is_closing() or self._answer is not None:
+        if not self.usable or self._answer is not None:
             raise RuntimeError("the connection is closed or busy")
         data = json.dumps(body, separators=(",", ":")).encode()
         head = (
