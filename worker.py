@@ -27,6 +27,7 @@ from urllib3.util.retry import Retry
 
 from activities.auth0 import Auth0Activities
 from activities.crm import CrmActivities, CrmBackend, HubSpotCrm, NoCrm, WebhookCrm
+from activities.grant import GrantActivities
 from activities.mail import MailActivities, MailRenderer, MailSender, OutboxSender, SendGridSender
 from activities.store import StoreActivities
 from invites.auth0 import Auth0Management
@@ -66,6 +67,7 @@ class Activities:
     mail: MailActivities
     crm: CrmActivities
     store: StoreActivities
+    grant: GrantActivities
 
 
 @contextlib.asynccontextmanager
@@ -75,9 +77,11 @@ async def build_activities(settings: Settings) -> AsyncIterator[Activities]:
     await upgrade(settings.database_url)
     store = Store(engine)
     async with httpx.AsyncClient(timeout=settings.auth0_timeout) as http:
+        auth0 = Auth0Activities(Auth0Management(settings, http))
+        links = StoreActivities(store)
         try:
             yield Activities(
-                auth0=Auth0Activities(Auth0Management(settings, http)),
+                auth0=auth0,
                 mail=MailActivities(
                     _mail_sender(settings),
                     store,
@@ -86,7 +90,8 @@ async def build_activities(settings: Settings) -> AsyncIterator[Activities]:
                     settings.public_base_url,
                 ),
                 crm=CrmActivities(_crm_backend(settings, http)),
-                store=StoreActivities(store),
+                store=links,
+                grant=GrantActivities(auth0, links),
             )
         finally:
             store.close()
@@ -118,7 +123,8 @@ def _crm_backend(settings: Settings, http: httpx.AsyncClient) -> CrmBackend:
 def build_workers(client: Client, settings: Settings, acts: Activities) -> list[Worker]:
     # Granting happens while a person waits at login: those calls run on the main queue
     # (dispatched with the workflow task), not behind a bulk import's look-ups on the Auth0
-    # queue. Both workers take them, so invitations started before that change still grant.
+    # queue. Both workers take the separate calls of versions 1 to 3 (version 1 sends them to
+    # the Auth0 queue); version 4's one call (`grant_access`) runs on the main queue only.
     grants = [
         acts.auth0.assign_roles,
         acts.auth0.update_profile,
@@ -131,7 +137,13 @@ def build_workers(client: Client, settings: Settings, acts: Activities) -> list[
         task_queue=settings.task_queue,
         workflows=[InvitationWorkflow],
         workflow_runner=WORKFLOW_RUNNER,
-        activities=[acts.mail.send_mail, acts.crm.publish_event, acts.store.link_account, *grants],
+        activities=[
+            acts.mail.send_mail,
+            acts.crm.publish_event,
+            acts.grant.grant_access,
+            acts.store.link_account,
+            *grants,
+        ],
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_cached_workflows=MAX_CACHED_WORKFLOWS,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,

@@ -37,6 +37,7 @@ from invites.models import (
 # Activity names as the worker registers them (the core does not import activity code).
 SEND_MAIL, FIND_USERS = "send_mail", "find_users_by_email"
 GRANT_STEPS = {
+    "grant_access": "access granted (roles, app_metadata, email verified, account link)",
     "assign_roles": "roles assigned",
     "update_profile": "profile updated (app_metadata, email verified)",
     "merge_app_metadata": "app_metadata merged",

@@ -50,7 +50,7 @@ class _Model(BaseModel):
 
 # The InvitationWorkflow behaviour new invitations get (see InvitationInput.version). Workers
 # must know a version before any starter uses it: deploy workers first.
-WORKFLOW_VERSION = 3
+WORKFLOW_VERSION = 4
 
 
 class InvitationInput(_Model):
@@ -233,6 +233,21 @@ class LinkAccountInput(_Model):
     user_id: str
     email: str | None
     accepted_at: datetime
+
+
+class GrantInput(_Model):
+    """Version 4's one grant call: the roles (None when the invitation grants none), the profile
+    write and our account link, run side by side in one activity (`grant_access`)."""
+
+    roles: AssignRolesInput | None = None
+    profile: UpdateProfileInput
+    link: LinkAccountInput
+
+
+class GrantResult(_Model):
+    roles: AssignRolesResult | None = None
+    email_verified: bool = False
+    linked: bool = False
 
 
 class InvitationEvent(_Model):

@@ -155,8 +155,8 @@ async def test_worker_killed_mid_grant_is_replaced_and_roles_are_granted_once(
         assert [i["id"] for i in s.auth0.user(uid)["app_metadata"]["invitations"]] == [final.invitation_id]
         assert [link.invitation_id for link in await s.store.links_for_user(uid)] == [final.invitation_id]
 
-        # The history shows the takeover: the assignment's last attempt ran on the new worker.
-        started = await assign_roles_started(handle)
+        # The history shows the takeover: the grant's last attempt ran on the new worker.
+        started = await grant_started(handle)
         assert started["attempt"] == 2
         assert started["identity"].startswith(f"{second.pid}@")  # the SDK's default: pid@host
     finally:
@@ -173,15 +173,16 @@ async def assignment_answered(s: Stack, requests: int = 1) -> None:
             await asyncio.sleep(0.05)
 
 
-async def assign_roles_started(handle: Any) -> dict[str, Any]:
-    """Attempt and worker identity of the `assign_roles` activity's recorded start."""
+async def grant_started(handle: Any) -> dict[str, Any]:
+    """Attempt and worker identity of the grant activity's recorded start (`grant_access`, which
+    assigns the roles)."""
     scheduled_id = None
     async for event in handle.fetch_history_events():
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            if event.activity_task_scheduled_event_attributes.activity_type.name == "assign_roles":
+            if event.activity_task_scheduled_event_attributes.activity_type.name == "grant_access":
                 scheduled_id = event.event_id
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
             attrs = event.activity_task_started_event_attributes
             if attrs.scheduled_event_id == scheduled_id:
                 return {"attempt": attrs.attempt, "identity": attrs.identity}
-    raise AssertionError("no recorded start of assign_roles")
+    raise AssertionError("no recorded start of grant_access")

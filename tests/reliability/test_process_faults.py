@@ -18,7 +18,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from invites.models import Status
-from tests.devserver.test_worker_restart import WorkerProcess, assign_roles_started
+from tests.devserver.test_worker_restart import WorkerProcess, grant_started
 from tests.workflows.conftest import Stack, _stack, user_payload
 from workflows.invitation import AUTH0_HEARTBEAT
 
@@ -87,9 +87,9 @@ async def test_worker_killed_with_50_grants_in_flight_grants_each_user_once(dev_
             assert [link.invitation_id for link in await s.store.links_for_user(uid)] == [final.invitation_id]
         assert sum(s.auth0.role_assignments.values()) == INVITATIONS * len(ROLES)
 
-        # The history shows the takeover: every assignment completed on the new worker, on its
+        # The history shows the takeover: every grant completed on the new worker, on its
         # second attempt (all were in flight at the kill).
-        starts = [await assign_roles_started(h) for h in handles]
+        starts = [await grant_started(h) for h in handles]
         assert all(start["identity"].startswith(f"{second.pid}@") for start in starts), starts
         attempts = sorted(start["attempt"] for start in starts)
         assert attempts == [1] * (INVITATIONS - len(holds)) + [2] * len(holds)

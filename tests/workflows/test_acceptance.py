@@ -46,8 +46,9 @@ async def test_new_user_accepts_and_is_granted_everywhere(stack: Stack):
         assert description.typed_search_attributes.get(STATUS) == "accepted"
 
 
-async def test_one_profile_write_merges_metadata_and_verifies_the_address(stack: Stack):
-    """Version 3: the app_metadata merge and the verification are one read and one PATCH."""
+async def test_one_grant_call_merges_metadata_verifies_the_address_and_links(stack: Stack):
+    """Version 4: the roles, the app_metadata merge with the verification (one read and one
+    PATCH), and the account link are one activity; no other grant step is in history."""
     async with stack.worker():
         handle = await stack.invite("una@example.com", app_metadata={"plan": "pro"})
         await stack.sent(handle)
@@ -60,13 +61,19 @@ async def test_one_profile_write_merges_metadata_and_verifies_the_address(stack:
     assert account["email_verified"] is True
     assert account["app_metadata"]["theme"] == "dark"  # not ours: kept
     assert account["app_metadata"]["plan"] == "pro"
+    assert set(stack.auth0.role_names(user["user_id"])) == {"customer"}
+    events = (await handle.fetch_history()).events
     scheduled = [
         e.activity_task_scheduled_event_attributes.activity_type.name
-        for e in (await handle.fetch_history()).events
+        for e in events
         if e.HasField("activity_task_scheduled_event_attributes")
     ]
-    assert scheduled.count("update_profile") == 1
-    assert not {"merge_app_metadata", "mark_email_verified"} & set(scheduled)
+    assert scheduled.count("grant_access") == 1
+    separate = {"assign_roles", "update_profile", "merge_app_metadata", "mark_email_verified", "link_account"}
+    assert not separate & set(scheduled)
+    assert not [e for e in events if e.HasField("marker_recorded_event_attributes")]  # no local activity
+    [link] = await stack.store.links_for_user(user["user_id"])
+    assert link.invitation_id == result.invitation_id
 
 
 async def test_an_enterprise_account_is_granted_without_touching_its_verification(stack: Stack):

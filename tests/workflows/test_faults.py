@@ -36,7 +36,7 @@ async def test_auth0_429_with_retry_after_is_retried_after_the_delay_it_names(st
         async for event in handle.fetch_history_events():
             attrs = event.activity_task_scheduled_event_attributes
             if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and (
-                attrs.activity_type.name == "assign_roles"
+                attrs.activity_type.name == "grant_access"
             ):
                 scheduled = (event.event_id, event.event_time.ToDatetime())
             if (

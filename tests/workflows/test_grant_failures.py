@@ -54,3 +54,31 @@ async def test_a_link_held_by_another_account_fails_the_grant_and_changes_nothin
     assert [link.invitation_id for link in await stack.store.links_for_user("auth0|someone-else")] == [
         state.invitation_id
     ]
+
+
+async def test_a_part_that_may_still_pass_is_retried_before_a_final_failure_is_reported(stack: Stack):
+    """Version 4's one grant call: the roles fail for good while the profile write fails for a
+    while; the call is retried until the profile is written, then the grant fails with the
+    final reason (the retry repeats the roles' read, never a write that had landed)."""
+    patch = "PATCH /api/v2/users/{id}"
+    async with stack.worker():
+        handle = await stack.invite("mixed@example.com", roles=("customer",), app_metadata={"plan": "pro"})
+        await stack.sent(handle)
+        user = stack.auth0.create_user("mixed@example.com")
+        gone = {"statusCode": 404, "message": "The user does not exist."}
+        stack.auth0.faults.status(ASSIGN, 404, body=gone, times=1_000)
+        stack.auth0.faults.status(patch, 503, times=2)
+        await stack.redeem(handle, user_payload(stack.auth0, "mixed@example.com"))
+        final = await handle.result()
+
+    assert (final.status, final.grant) == (Status.ACCEPTED, "failed")
+    assert final.grant_error and "does not exist" in final.grant_error
+    assert stack.auth0.faults.count(patch, status=503) == 2
+    assert stack.auth0.faults.count(patch) == 3  # written on the third attempt, once
+    assert stack.auth0.faults.count(ASSIGN) == 3  # tried by every attempt, refused each time
+    account = stack.auth0.user(user["user_id"])
+    assert account["app_metadata"]["plan"] == "pro"
+    assert [i["id"] for i in account["app_metadata"]["invitations"]] == [final.invitation_id]
+    assert [link.invitation_id for link in await stack.store.links_for_user(user["user_id"])] == [
+        final.invitation_id
+    ]

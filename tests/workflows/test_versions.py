@@ -1,4 +1,4 @@
-"""Every workflow version runs on today's worker: version 3 for new invitations, 1 and 2 for
+"""Every workflow version runs on today's worker: version 4 for new invitations, 1 to 3 for
 invitations started before it (their commands must not change; see workflows/invitation.py)."""
 
 from __future__ import annotations
@@ -45,6 +45,33 @@ def _scheduled(events: list[HistoryEvent]) -> dict[str, Any]:
 
 def _types(events: list[HistoryEvent]) -> Counter[str]:
     return Counter(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in events)
+
+
+async def test_version_4_grants_in_one_activity_and_closes_one_task_later(stack: Stack):
+    events = await _accept(stack, "four@example.com", version=4)
+    scheduled, types = _scheduled(events), _types(events)
+    assert set(scheduled) == {"find_users_by_email", "send_mail", "publish_event", "grant_access"}
+    grant = scheduled["grant_access"]
+    assert grant.task_queue.name == stack.settings.task_queue
+    [payload] = grant.input.payloads
+    inp = json.loads(payload.data)
+    assert inp["roles"]["roles"] == ["customer"]
+    assert inp["profile"]["verify_email"] == "four@example.com"
+    assert inp["link"]["user_id"] == inp["roles"]["user_id"] == inp["profile"]["user_id"]
+    assert types["MARKER_RECORDED"] == 0  # the link is inside the grant call
+    # Scheduled by the accepting task, and no workflow task runs until it has completed.
+    kinds = [e.event_type for e in events]
+    accepted = kinds.index(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
+    at = next(i for i, e in enumerate(events) if e.activity_task_scheduled_event_attributes == grant)
+    done = next(
+        i
+        for i, e in enumerate(events)
+        if e.activity_task_completed_event_attributes.scheduled_event_id == events[at].event_id
+    )
+    assert accepted < at < done
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED not in kinds[accepted:done]
+    assert types["UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"] == 1
+    assert (types["TIMER_STARTED"], types["TIMER_CANCELED"]) == (1, 1)
 
 
 async def test_version_3_writes_the_profile_in_one_activity(stack: Stack):
