@@ -27,6 +27,7 @@ from urllib3.util.retry import Retry
 
 from activities.auth0 import Auth0Activities
 from activities.crm import CrmActivities, CrmBackend, HubSpotCrm, NoCrm, WebhookCrm
+from activities.first_mail import FirstMailActivities
 from activities.grant import GrantActivities
 from activities.mail import MailActivities, MailRenderer, MailSender, OutboxSender, SendGridSender
 from activities.store import StoreActivities
@@ -68,6 +69,7 @@ class Activities:
     crm: CrmActivities
     store: StoreActivities
     grant: GrantActivities
+    first_mail: FirstMailActivities
 
 
 @contextlib.asynccontextmanager
@@ -79,19 +81,21 @@ async def build_activities(settings: Settings) -> AsyncIterator[Activities]:
     async with httpx.AsyncClient(timeout=settings.auth0_timeout) as http:
         auth0 = Auth0Activities(Auth0Management(settings, http))
         links = StoreActivities(store)
+        mail = MailActivities(
+            _mail_sender(settings),
+            store,
+            TokenSigner(settings.token_keyring),
+            MailRenderer(settings.mail_from_name),
+            settings.public_base_url,
+        )
         try:
             yield Activities(
                 auth0=auth0,
-                mail=MailActivities(
-                    _mail_sender(settings),
-                    store,
-                    TokenSigner(settings.token_keyring),
-                    MailRenderer(settings.mail_from_name),
-                    settings.public_base_url,
-                ),
+                mail=mail,
                 crm=CrmActivities(_crm_backend(settings, http)),
                 store=links,
                 grant=GrantActivities(auth0, links),
+                first_mail=FirstMailActivities(auth0, mail),
             )
         finally:
             store.close()
@@ -151,7 +155,8 @@ def build_workers(client: Client, settings: Settings, acts: Activities) -> list[
     auth0 = Worker(
         client,
         task_queue=auth0_task_queue(settings.task_queue),
-        activities=[acts.auth0.find_users_by_email, *grants],
+        # The look-up (versions 1 to 4), or the look-up with the first mail (from version 5).
+        activities=[acts.auth0.find_users_by_email, acts.first_mail.look_up_and_invite, *grants],
         max_concurrent_activities=MAX_CONCURRENT_AUTH0_ACTIVITIES,
         max_task_queue_activities_per_second=settings.max_task_queue_activities_per_second,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,

@@ -24,6 +24,8 @@ from temporalio.service import RPCError
 from invites.ids import workflow_id
 from invites.models import (
     ExtendInput,
+    FirstInviteResult,
+    GrantResult,
     InvitationInput,
     InvitationState,
     LookupResult,
@@ -36,8 +38,9 @@ from invites.models import (
 
 # Activity names as the worker registers them (the core does not import activity code).
 SEND_MAIL, FIND_USERS = "send_mail", "find_users_by_email"
+FIRST_INVITE = "look_up_and_invite"  # workflow version 5: the look-up and the first mail
+GRANT_ACCESS = "grant_access"  # workflow version 4: the steps below in one activity
 GRANT_STEPS = {
-    "grant_access": "access granted (roles, app_metadata, email verified, account link)",
     "assign_roles": "roles assigned",
     "update_profile": "profile updated (app_metadata, email verified)",
     "merge_app_metadata": "app_metadata merged",
@@ -157,7 +160,7 @@ class _Reader:
     async def _activity_scheduled(self, event: HistoryEvent) -> None:
         attrs = event.activity_task_scheduled_event_attributes
         name = attrs.activity_type.name
-        decoded = await self._decode(attrs.input, MailInput) if name == SEND_MAIL else None
+        decoded = await self._decode(attrs.input, MailInput) if name in (SEND_MAIL, FIRST_INVITE) else None
         self._scheduled[event.event_id] = (name, decoded)
 
     async def _activity_completed(self, event: HistoryEvent) -> None:
@@ -175,10 +178,33 @@ class _Reader:
         elif name == FIND_USERS:
             found = await self._decode(attrs.result, LookupResult)
             if found is not None:
-                hint = "existing account: login" if found.user_ids else "no account yet: sign-up"
-                self._add(event, "looked up", hint)
+                self._add(event, "looked up", _hint("login" if found.user_ids else "signup"))
+        elif name == FIRST_INVITE:
+            first = await self._decode(attrs.result, FirstInviteResult)
+            if first is not None:
+                self._add(event, "looked up", _hint(first.screen_hint))
+                if first.mail is not None:
+                    self._add(event, "sent", "invitation mail")
+                elif first.refused is not None:
+                    self._add(event, "mail failed", first.refused)
+                else:
+                    self._add(event, "mail failed", f"{first.failed}; retried as send_mail")
+        elif name == GRANT_ACCESS:
+            await self._granted(event, attrs.result)
         elif name in GRANT_STEPS:
             self._add(event, GRANT_STEPS[name])
+
+    async def _granted(self, event: HistoryEvent, result: Any) -> None:
+        """Version 4's one grant call, told as the steps of the earlier versions."""
+        granted = await self._decode(result, GrantResult)
+        if granted is None:
+            self._add(event, "access granted", "roles, profile and account link")
+            return
+        if (roles := granted.roles) is not None:
+            held = f"already held: {', '.join(roles.already_had)}" if roles.already_had else ""
+            self._add(event, GRANT_STEPS["assign_roles"], held)
+        self._add(event, GRANT_STEPS["update_profile"])
+        self._add(event, GRANT_STEPS["link_account"])
 
     async def _marker(self, event: HistoryEvent) -> None:
         """A local activity (the account link from workflow version 2) is a marker whose `data`
@@ -246,6 +272,10 @@ class _Reader:
             error = await self._failure(info.last_failure) if info.HasField("last_failure") else ""
             detail = f"{info.activity_type.name} attempt {info.attempt}{state}"
             self.moments.append(Moment(at, "retrying", f"{detail}: {error}" if error else detail))
+
+
+def _hint(screen_hint: str) -> str:
+    return "existing account: login" if screen_hint == "login" else "no account yet: sign-up"
 
 
 def _when(moment: datetime) -> str:

@@ -50,7 +50,7 @@ class _Model(BaseModel):
 
 # The InvitationWorkflow behaviour new invitations get (see InvitationInput.version). Workers
 # must know a version before any starter uses it: deploy workers first.
-WORKFLOW_VERSION = 4
+WORKFLOW_VERSION = 5
 
 
 class InvitationInput(_Model):
@@ -193,6 +193,17 @@ class MailResult(_Model):
     mail_id: str
     message_id: str | None = None
     already_sent: bool = False
+
+
+class FirstInviteResult(_Model):
+    """Version 5's look-up and first mail. `mail` is None when the mail was not sent: refused
+    for good (`refused`: the invitation is undeliverable) or failed for now (`failed`: the
+    workflow retries it as `send_mail`)."""
+
+    screen_hint: Literal["signup", "login"]
+    mail: MailResult | None = None
+    refused: str | None = None
+    failed: str | None = None
 
 
 class AssignRolesInput(_Model):

@@ -19,6 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 with workflow.unsafe.imports_passed_through():
     from activities.auth0 import Auth0Activities
     from activities.crm import CrmActivities
+    from activities.first_mail import FirstMailActivities
     from activities.grant import GrantActivities
     from activities.mail import MailActivities
     from activities.store import StoreActivities
@@ -74,12 +75,17 @@ AUTH0_TIMEOUT = timedelta(seconds=60)
 #     fewer in history).
 #   4 (ONE_GRANT_CALL): the roles, the profile write and the account link are one activity
 #     (`grant_access`, activities/grant.py): the run ends one workflow task after the grant
-#     instead of two (seven events and two billable actions fewer; a shorter wait at login).
+#     instead of two (four to seven events and two billable actions fewer; a shorter wait at
+#     login).
+#   5 (LOOKUP_WITH_FIRST_MAIL): the look-up and the first mail are one activity on the Auth0
+#     queue (`look_up_and_invite`, activities/first_mail.py); a mail that fails there is retried
+#     as `send_mail` on the main queue (six events and one billable action fewer).
 GRANT_IN_PARALLEL = "grant-in-parallel-v1"
 LEAN = 2
 ONE_PROFILE_WRITE = 3
 ONE_GRANT_CALL = 4
-LATEST_VERSION = ONE_GRANT_CALL
+LOOKUP_WITH_FIRST_MAIL = 5
+LATEST_VERSION = LOOKUP_WITH_FIRST_MAIL
 # Auth0 activities heartbeat while they wait: a crashed worker's call is retried within seconds.
 AUTH0_HEARTBEAT = timedelta(seconds=5)
 MAIL_TIMEOUT = timedelta(seconds=60)
@@ -111,17 +117,7 @@ class InvitationWorkflow:
         if not self._lean:
             self._publish_search_attributes()  # the start already set them (version 2 skips this)
         await self._emit("invitation.created")
-        lookup = await workflow.execute_activity_method(
-            Auth0Activities.find_users_by_email,
-            LookupInput(email=inp.email),
-            task_queue=names.auth0_task_queue(workflow.info().task_queue),
-            start_to_close_timeout=AUTH0_TIMEOUT,
-            heartbeat_timeout=AUTH0_HEARTBEAT,
-            retry_policy=AUTH0_RETRY,
-        )
-        self._state.screen_hint = "login" if lookup.user_ids else "signup"
-
-        if await self._send("invite"):
+        if await self._invite():
             await self._emit("invitation.sent")
             while self._state.status == Status.PENDING:
                 await self._wait_for_next_moment()
@@ -184,41 +180,90 @@ class InvitationWorkflow:
         at = self._first_sent_at + timedelta(seconds=offsets[0])
         return at if at < self._state.expires_at else None
 
+    async def _invite(self) -> bool:
+        """Look the address up (sign-up or log-in), then send the invitation mail."""
+        auth0_queue = names.auth0_task_queue(workflow.info().task_queue)
+        if self._inp.version < LOOKUP_WITH_FIRST_MAIL:
+            lookup = await workflow.execute_activity_method(
+                Auth0Activities.find_users_by_email,
+                LookupInput(email=self._inp.email),
+                task_queue=auth0_queue,
+                start_to_close_timeout=AUTH0_TIMEOUT,
+                heartbeat_timeout=AUTH0_HEARTBEAT,
+                retry_policy=AUTH0_RETRY,
+            )
+            self._state.screen_hint = "login" if lookup.user_ids else "signup"
+            return await self._send("invite")
+        handle = workflow.start_activity_method(
+            FirstMailActivities.look_up_and_invite,
+            self._mail_input("invite"),
+            task_queue=auth0_queue,
+            start_to_close_timeout=AUTH0_TIMEOUT,
+            heartbeat_timeout=AUTH0_HEARTBEAT,
+            retry_policy=AUTH0_RETRY,
+        )
+        if not await self._unless_ended(handle):
+            return False
+        first = await handle  # a look-up that cannot succeed fails the run, as it always did
+        self._state.screen_hint = first.screen_hint
+        if first.refused is not None:
+            self._undeliverable(first.refused)
+            return False
+        if first.mail is None:
+            return await self._send("invite")  # the mail's own retries, on the main queue
+        self._sent(0)
+        return True
+
     async def _send(self, kind: MailKind) -> bool:
         """Send one mail; False when it was not sent (ended meanwhile, or rejected for good)."""
         seq = self._state.mails_sent
         handle = workflow.start_activity_method(
             MailActivities.send_mail,
-            MailInput(
-                invitation_id=self._inp.invitation_id,
-                email=self._inp.email,
-                kind=kind,
-                seq=seq,
-                generation=self._state.generation,
-                locale=self._inp.locale,
-                screen_hint=self._state.screen_hint,
-                expires_at=self._state.expires_at,
-            ),
+            self._mail_input(kind),
             start_to_close_timeout=MAIL_TIMEOUT,
             retry_policy=MAIL_RETRY,
         )
-        # A mail still retrying when the invitation ends (accepted, revoked) is not sent.
-        await workflow.wait_condition(lambda: handle.done() or self._state.status != Status.PENDING)
-        if not handle.done():
-            handle.cancel()
+        if not await self._unless_ended(handle):
             return False
         try:
             await handle
         except ActivityError as err:
             if isinstance(err.cause, ApplicationError) and err.cause.non_retryable:
-                self._state.undeliverable_reason = err.cause.message
-                self._end(Status.UNDELIVERABLE)
+                self._undeliverable(err.cause.message)
                 return False
             raise
+        self._sent(seq)
+        return True
+
+    async def _unless_ended(self, handle: asyncio.Task[Any]) -> bool:
+        """Wait for a mail's activity; a mail still retrying when the invitation ends (accepted,
+        revoked) is cancelled, not sent: False."""
+        await workflow.wait_condition(lambda: handle.done() or self._state.status != Status.PENDING)
+        if not handle.done():
+            handle.cancel()
+            return False
+        return True
+
+    def _mail_input(self, kind: MailKind) -> MailInput:
+        return MailInput(
+            invitation_id=self._inp.invitation_id,
+            email=self._inp.email,
+            kind=kind,
+            seq=self._state.mails_sent,
+            generation=self._state.generation,
+            locale=self._inp.locale,
+            screen_hint=self._state.screen_hint,
+            expires_at=self._state.expires_at,
+        )
+
+    def _sent(self, seq: int) -> None:
         if seq == 0:
             self._first_sent_at = workflow.now()
         self._state.mails_sent += 1
-        return True
+
+    def _undeliverable(self, reason: str) -> None:
+        self._state.undeliverable_reason = reason
+        self._end(Status.UNDELIVERABLE)
 
     # --- granting access --------------------------------------------------------------------
 

@@ -113,6 +113,16 @@ async def test_show_tells_reminders_expiry_and_an_undeliverable_mail_from_the_hi
     assert shown["mails"] == []
 
 
+async def test_show_tells_a_first_mail_that_failed_once_then_went_out(cli: Cli):
+    cli.stack.sendgrid.faults.status("POST /v3/mail/send", 503, times=1)
+    created = await cli.create(unique_email(), "--role", "customer")
+    shown = await until_sent(cli, created["id"])  # send_mail, scheduled at once, sends it
+    moments = [(m["event"], m["detail"]) for m in shown["timeline"]]
+    assert [event for event, _ in moments[:4]] == ["created", "looked up", "mail failed", "sent"]
+    assert "SendGrid answered 503" in moments[2][1]
+    assert moments[2][1].endswith("retried as send_mail")
+
+
 async def test_list_filters_by_status_email_and_ref_and_fills_accepted_by(cli: Cli):
     s = cli.stack
     email, ref = unique_email(), f"crm-{unique_email('x')}"

@@ -7,12 +7,15 @@ from datetime import timedelta
 import pytest
 from temporalio.api.enums.v1 import EventType
 
+from invites import invitations
 from invites.models import Status
+from invites.temporal import auth0_task_queue
 
 from .conftest import DAY, Stack, user_payload
 
 ASSIGN = "POST /api/v2/users/{id}/roles"
 MAIL_SEND = "POST /v3/mail/send"
+LOOKUP = "GET /api/v2/users-by-email"
 
 
 @pytest.mark.record_history
@@ -108,3 +111,39 @@ async def test_grant_retries_do_not_assign_roles_twice(stack: Stack):
         assert final.grant == "done"
         assert stack.auth0.role_assignments[user["user_id"]] == 2
         assert stack.auth0.faults.count(ASSIGN) == 1
+
+
+async def test_a_first_mail_that_fails_is_retried_on_the_main_queue_without_a_second_look_up(stack: Stack):
+    """Version 5 tries the first mail once inside the look-up's activity (on the Auth0 queue);
+    a failure that may pass is retried as `send_mail` on the main queue, the look-up not again."""
+    stack.sendgrid.faults.status(MAIL_SEND, 503, times=1)
+    async with stack.worker():
+        handle = await stack.invite("retry@example.com", reminders=())
+        state = await stack.sent(handle)
+        events = (await handle.fetch_history()).events
+    assert (state.status, state.mails_sent, state.screen_hint) == (Status.PENDING, 1, "signup")
+    assert len(stack.sendgrid.messages_to("retry@example.com")) == 1
+    assert stack.sendgrid.faults.count(MAIL_SEND) == 2
+    assert stack.auth0.faults.count(LOOKUP) == 1
+    queue = stack.settings.task_queue
+    scheduled = [
+        (
+            e.activity_task_scheduled_event_attributes.activity_type.name,
+            e.activity_task_scheduled_event_attributes.task_queue.name,
+        )
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name != "publish_event"
+    ]
+    assert scheduled == [("look_up_and_invite", auth0_task_queue(queue)), ("send_mail", queue)]
+
+
+async def test_an_invitation_revoked_while_its_look_up_retries_sends_nothing(stack: Stack):
+    stack.auth0.faults.status(LOOKUP, 503, times=1_000)
+    async with stack.worker():
+        handle = await stack.invite("early@example.com")
+        await stack.until(handle, lambda _: stack.auth0.faults.count(LOOKUP) >= 2)
+        await invitations.revoke(stack.env.client, handle.id.removeprefix("invitation-"), "typo")
+        final = await handle.result()
+    assert (final.status, final.revoked_reason, final.mails_sent) == (Status.REVOKED, "typo", 0)
+    assert stack.sendgrid.faults.count(MAIL_SEND) == 0

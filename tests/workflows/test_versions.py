@@ -1,4 +1,4 @@
-"""Every workflow version runs on today's worker: version 4 for new invitations, 1 to 3 for
+"""Every workflow version runs on today's worker: version 5 for new invitations, 1 to 4 for
 invitations started before it (their commands must not change; see workflows/invitation.py)."""
 
 from __future__ import annotations
@@ -45,6 +45,19 @@ def _scheduled(events: list[HistoryEvent]) -> dict[str, Any]:
 
 def _types(events: list[HistoryEvent]) -> Counter[str]:
     return Counter(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in events)
+
+
+async def test_version_5_looks_up_and_sends_the_first_mail_in_one_activity(stack: Stack):
+    events = await _accept(stack, "five@example.com", version=5)
+    scheduled, types = _scheduled(events), _types(events)
+    assert set(scheduled) == {"look_up_and_invite", "publish_event", "grant_access"}
+    first = scheduled["look_up_and_invite"]
+    assert first.task_queue.name == auth0_task_queue(stack.settings.task_queue)
+    [payload] = first.input.payloads
+    assert json.loads(payload.data)["kind"] == "invite"
+    assert len(stack.sendgrid.messages_to("five@example.com")) == 1
+    assert types["MARKER_RECORDED"] == 0
+    assert types["ACTIVITY_TASK_SCHEDULED"] == 2 + 3  # and publish_event: created, sent, accepted
 
 
 async def test_version_4_grants_in_one_activity_and_closes_one_task_later(stack: Stack):
