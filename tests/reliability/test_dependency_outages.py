@@ -7,7 +7,6 @@ in-process: minutes of outage pass in seconds, and the workflows see exactly tha
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from invites.ids import invitation_id_for_ref
 from invites.invitations import handle_for
 from invites.models import InvitationState, Status
 from tests.workflows.conftest import _stack, user_payload
-from workflows.invitation import STORE_RETRY
+from workflows.invitation import AUTH0_RETRY
 
 from .conftest import (
     ProxiedDatabase,
@@ -139,7 +138,8 @@ async def test_database_outage_answers_503_writes_nothing_half_and_the_link_is_r
     Meanwhile the API answers 503 with `Retry-After` (never 500) and writes nothing half: a
     create stores no row and starts no workflow, a webhook applies no redemption and keeps no
     receipt, so the very same message succeeds afterwards. An invitation accepted during the
-    outage keeps retrying its `link_account` activity and ends accepted with one link row.
+    outage keeps retrying its grant (`grant_access`, which writes the link; workflow version 4)
+    and ends accepted with one link row.
     """
     db = proxied_postgres
     async with (
@@ -175,25 +175,25 @@ async def test_database_outage_answers_503_writes_nothing_half_and_the_link_is_r
             {"temporal": "ok", "database": "unavailable"},
         )
 
-        # Accepted while the database is away (the webhook's redeem, made directly): the link
-        # activity fails and retries for ten minutes of workflow time.
+        # Accepted while the database is away (the webhook's redeem, made directly): the grant
+        # fails on its link part and retries for ten minutes of workflow time.
         result = await stack.redeem(first_handle, user_payload(stack.auth0, "first@example.com"))
         assert (result.result, result.grant) == ("accepted", "pending")
         await stack.env.sleep(OUTAGE)
-        # The link is a local activity: its retries wait on timers in history (no pending
-        # activity to show); the grant is still pending.
         assert (await stack.state(first_handle)).grant == "pending"
+        [pending] = (await first_handle.describe()).raw_description.pending_activities
+        assert (pending.activity_type.name, pending.attempt >= 5) == ("grant_access", True)
+        # The link part's error is what keeps it retrying (the Auth0 parts succeeded each time).
+        assert pending.last_failure.application_failure_info.type == "OperationalError"
 
         await db.proxy.up()
-        await stack.env.sleep(STORE_RETRY.maximum_interval)  # the link's next retry comes due
+        await stack.env.sleep(AUTH0_RETRY.maximum_interval)  # the grant's next retry comes due
 
         async with asyncio.timeout(30):
             final = await first_handle.result()
         assert (final.status, final.grant) == (Status.ACCEPTED, "done")
-        # Retried through the outage, then linked: the marker counts the attempts since the last
-        # backoff timer, and each backoff past the first quick retries is a timer in history.
-        attempts, backoffs = await link_retries(first_handle)
-        assert attempts >= 2 and backoffs >= 3, (attempts, backoffs)
+        attempt, _ = (await completed_attempts(first_handle))["grant_access"]
+        assert attempt >= 5, attempt  # retried through the outage, then through
 
         # The Action's retry of the very same message is applied now (no receipt was kept).
         again = await webhook.until_final(api.http)
@@ -227,22 +227,3 @@ async def test_database_outage_answers_503_writes_nothing_half_and_the_link_is_r
     assert sorted(links) == sorted([(first["id"], first_uid), (second["id"], second_user["user_id"])])
     assert [row.id for row in invitations] == sorted([first["id"], second["id"], third_id])
     assert [row.status_code for row in receipts] == [200]
-
-
-async def link_retries(handle: WorkflowHandle[Any, Any]) -> tuple[int, int]:
-    """The account link (a local activity): the attempt its marker records, and the timers
-    started after the acceptance (the wait loop's is started before it)."""
-    attempt, timers, accepted = 0, 0, False
-    for event in (await handle.fetch_history()).events:
-        if event.HasField("workflow_execution_update_accepted_event_attributes"):
-            accepted = True
-        elif accepted and event.HasField("timer_started_event_attributes"):
-            timers += 1
-        elif event.HasField("marker_recorded_event_attributes"):
-            details = event.marker_recorded_event_attributes.details
-            if "data" in details:
-                data = json.loads(details["data"].payloads[0].data)
-                if data.get("activity_type") == "link_account":
-                    attempt = int(data["attempt"])
-    assert attempt, "no link_account marker in the history"
-    return attempt, timers
