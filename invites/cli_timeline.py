@@ -160,7 +160,7 @@ class _Reader:
     async def _activity_scheduled(self, event: HistoryEvent) -> None:
         attrs = event.activity_task_scheduled_event_attributes
         name = attrs.activity_type.name
-        decoded = await self._decode(attrs.input, MailInput) if name in (SEND_MAIL, FIRST_INVITE) else None
+        decoded = await self._decode(attrs.input, MailInput) if name == SEND_MAIL else None
         self._scheduled[event.event_id] = (name, decoded)
 
     async def _activity_completed(self, event: HistoryEvent) -> None:
