@@ -67,16 +67,24 @@ class Auth0Activities:
     @activity.defn
     async def update_profile(self, inp: UpdateProfileInput) -> bool:
         """Version 3's profile write: `merge_app_metadata` and `mark_email_verified` in one read
-        and one PATCH. True when the address was marked verified (or already was)."""
+        and one PATCH. True when the address was marked verified (or already was).
+
+        No PATCH when the read shows it all there already (a retry of version 4's grant call,
+        say, after another part failed): a retry repeats the read, not the write."""
         fields = "app_metadata,email,email_verified,identities"
         user = await self._call(lambda: self._client.users.get(inp.user_id, fields=fields))
-        patch: dict[str, Any] = {"app_metadata": _metadata_patch(getattr(user, "app_metadata", None), inp)}
+        current = dict(getattr(user, "app_metadata", None) or {})
+        metadata = _metadata_patch(current, inp)
+        patch: dict[str, Any] = {}
+        if any(current.get(key) != value for key, value in metadata.items()):
+            patch["app_metadata"] = metadata
         verified = False
         if inp.verify_email is not None and (user.email or "").casefold() == inp.verify_email.casefold():
             verified = bool(user.email_verified) or _can_verify(user)
             if not user.email_verified and verified:
                 patch["email_verified"] = True
-        await self._call(lambda: self._client.users.update(inp.user_id, **patch))
+        if patch:
+            await self._call(lambda: self._client.users.update(inp.user_id, **patch))
         return verified
 
     @activity.defn

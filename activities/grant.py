@@ -2,12 +2,13 @@
 
 Three calls that a person waits for at login, run side by side in one activity instead of two
 Auth0 activities and a local activity: the run ends one workflow task after the acceptance
-instead of two or three, with seven events and two billable actions fewer in its history.
+instead of two or three, with four to seven events and two billable actions fewer in its
+history.
 
 The price is the retry unit. Every part runs to its end; when one failed and may succeed later,
 the whole activity is retried, and the parts that had succeeded find their work done (roles
-already held are not assigned again, the invitation is already in app_metadata, the link is
-keyed): a retry repeats their reads, never their effect. Only when every failure is final does
+already held are not assigned again, a profile already written is not PATCHed again, the link
+is keyed): a retry repeats their reads, not their writes. Only when every failure is final does
 the activity fail for good, with the first of them.
 """
 

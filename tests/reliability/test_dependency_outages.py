@@ -194,6 +194,9 @@ async def test_database_outage_answers_503_writes_nothing_half_and_the_link_is_r
         assert (final.status, final.grant) == (Status.ACCEPTED, "done")
         attempt, _ = (await completed_attempts(first_handle))["grant_access"]
         assert attempt >= 5, attempt  # retried through the outage, then through
+        # Its Auth0 parts succeeded on the first attempt; the retries re-read, never re-wrote.
+        assert stack.auth0.faults.count("PATCH /api/v2/users/{id}") == 1
+        assert stack.auth0.faults.count("POST /api/v2/users/{id}/roles") == 1
 
         # The Action's retry of the very same message is applied now (no receipt was kept).
         again = await webhook.until_final(api.http)

@@ -20,6 +20,7 @@ from invites.models import UpdateProfileInput
 from .conftest import Stack
 
 ACCEPTED_AT = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+PATCH = "PATCH /api/v2/users/{id}"
 
 
 async def _update_profile(stack: Stack, inp: UpdateProfileInput) -> bool:
@@ -55,7 +56,24 @@ async def test_the_invited_address_is_marked_verified_once(stack: Stack):
     )
     assert await _update_profile(stack, inp) is True
     assert stack.auth0.user(user["user_id"])["email_verified"] is True
-    # A retry finds it verified, says so, and keeps one entry for the invitation.
+    # A retry finds it verified, says so, keeps one entry for the invitation, and writes nothing.
     assert await _update_profile(stack, inp) is True
     invitations = stack.auth0.user(user["user_id"])["app_metadata"]["invitations"]
     assert [i["id"] for i in invitations] == ["inv_same"]
+    assert stack.auth0.faults.count(PATCH) == 1
+
+
+async def test_a_changed_value_is_written_again_on_a_retry(stack: Stack):
+    """The read decides: a key of ours that someone changed since is set back by the retry."""
+    user = stack.auth0.create_user("again@example.com")
+    inp = UpdateProfileInput(
+        user_id=user["user_id"],
+        invitation_id="inv_again",
+        accepted_at=ACCEPTED_AT,
+        app_metadata={"plan": "pro"},
+    )
+    await _update_profile(stack, inp)
+    stack.auth0.user(user["user_id"])["app_metadata"]["plan"] = "free"
+    await _update_profile(stack, inp)
+    assert stack.auth0.user(user["user_id"])["app_metadata"]["plan"] == "pro"
+    assert stack.auth0.faults.count(PATCH) == 2
