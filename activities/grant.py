@@ -8,8 +8,10 @@ history.
 The price is the retry unit. Every part runs to its end; when one failed and may succeed later,
 the whole activity is retried, and the parts that had succeeded find their work done (roles
 already held are not assigned again, a profile already written is not PATCHed again, the link
-is keyed): a retry repeats their reads, not their writes. Only when every failure is final does
-the activity fail for good, with the first of them.
+is keyed): a retry repeats their reads, not their writes. A retry links first and calls Auth0
+only once the link is written (or refused for good), so while our database is away no attempt
+reaches Auth0. Only when every failure is final does the activity fail for good, with the first
+of them.
 """
 
 from __future__ import annotations
@@ -34,12 +36,26 @@ class GrantActivities:
     async def grant_access(self, inp: GrantInput) -> GrantResult:
         """Assign the roles, write the profile, link the account; each part idempotent."""
         async with heartbeating():
-            roles, verified, linked = await asyncio.gather(
-                self._assign(inp),
-                self._auth0.update_profile(inp.profile),
-                self._store.link_account(inp.link),
-                return_exceptions=True,
-            )
+            if activity.info().attempt == 1:
+                roles, verified, linked = await asyncio.gather(
+                    self._assign(inp),
+                    self._auth0.update_profile(inp.profile),
+                    self._store.link_account(inp.link),
+                    return_exceptions=True,
+                )
+            else:
+                # A retry links first: while the database is away that fails again at once, and
+                # Auth0 is not asked again for parts that are done or wait on Auth0 themselves.
+                linked: bool | BaseException
+                try:
+                    linked = await self._store.link_account(inp.link)
+                except Exception as err:
+                    if may_pass(err):
+                        raise
+                    linked = err  # final (held by another account): the other parts still run
+                roles, verified = await asyncio.gather(
+                    self._assign(inp), self._auth0.update_profile(inp.profile), return_exceptions=True
+                )
         failures = [o for o in (roles, verified, linked) if isinstance(o, BaseException)]
         if failures:
             raise failure_to_report(failures)
@@ -56,7 +72,7 @@ def failure_to_report(failures: list[BaseException]) -> BaseException:
     for failure in failures:
         if isinstance(failure, asyncio.CancelledError):
             return failure
-    retryable = [f for f in failures if not (isinstance(f, ApplicationError) and f.non_retryable)]
+    retryable = [f for f in failures if may_pass(f)]
     if not retryable:
         return failures[0]
     delays = [f.next_retry_delay for f in retryable if isinstance(f, ApplicationError) and f.next_retry_delay]
@@ -64,3 +80,8 @@ def failure_to_report(failures: list[BaseException]) -> BaseException:
         return retryable[0]
     longest = max(delays)
     return next(f for f in retryable if isinstance(f, ApplicationError) and f.next_retry_delay == longest)
+
+
+def may_pass(failure: BaseException) -> bool:
+    """Whether a retry may succeed: anything but a non-retryable ApplicationError."""
+    return not (isinstance(failure, ApplicationError) and failure.non_retryable)

@@ -82,3 +82,26 @@ async def test_a_part_that_may_still_pass_is_retried_before_a_final_failure_is_r
     assert [link.invitation_id for link in await stack.store.links_for_user(user["user_id"])] == [
         final.invitation_id
     ]
+
+
+async def test_a_retry_whose_link_is_refused_for_good_still_finishes_the_auth0_parts(stack: Stack):
+    """A retry links first; a final refusal there (a link held by another account) does not stop
+    it: the profile write that failed for now is done before the grant fails."""
+    patch = "PATCH /api/v2/users/{id}"
+    async with stack.worker():
+        handle = await stack.invite("both@example.com", roles=("customer",), app_metadata={"plan": "pro"})
+        state = await stack.sent(handle)
+        await stack.store.link_account(
+            state.invitation_id, "auth0|someone-else", "x@example.com", datetime.now(UTC)
+        )
+        user = stack.auth0.create_user("both@example.com")
+        stack.auth0.faults.status(patch, 503, times=1)
+        await stack.redeem(handle, user_payload(stack.auth0, "both@example.com"))
+        final = await handle.result()
+
+    assert (final.status, final.grant) == (Status.ACCEPTED, "failed")
+    assert final.grant_error and "already linked" in final.grant_error
+    assert stack.auth0.faults.count(patch) == 2  # refused once, written by the retry
+    assert stack.auth0.user(user["user_id"])["app_metadata"]["plan"] == "pro"
+    assert stack.auth0.role_names(user["user_id"]) == ["customer"]
+    assert stack.auth0.faults.count(ASSIGN) == 1  # the retry found the role held
