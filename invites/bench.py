@@ -61,9 +61,6 @@ TARGETS: list[tuple[str, str, float]] = [
     ("worker_rss_mb_10k_open", "<=", 400),
 ]
 REDEEM_SAMPLE = 100  # invitations redeemed (and no-op updates timed), one after another
-# The no-op worker caches as many runs as ours does (worker.MAX_CACHED_WORKFLOWS), so that warm
-# and cold updates compare with warm and cold redeems.
-NOOP_CACHED_WORKFLOWS = 1000
 HISTORY_SAMPLE = 5  # accepted histories read; the figure is their median (timing moves it a little)
 WARM_UP = 8  # untimed creates and starts first: connection pools, role cache, first imports
 # Starts in flight while the open invitations are created. More only makes the embedded dev
@@ -216,6 +213,7 @@ class Bench:
         from invites.db.engine import create_engine
         from invites.db.store import Store
         from invites.temporal import build_temporal_client
+        from worker import MAX_CACHED_WORKFLOWS
 
         settings = stack.settings
         client = await build_temporal_client(settings)
@@ -231,7 +229,9 @@ class Bench:
                     task_queue=noop_queue,
                     workflows=[NoopWorkflow],
                     interceptors=[first_tasks],
-                    max_cached_workflows=NOOP_CACHED_WORKFLOWS,
+                    # As many as ours: warm and cold updates then compare with warm and cold
+                    # redeems.
+                    max_cached_workflows=MAX_CACHED_WORKFLOWS,
                 ),
             ):
                 store = Store(engine)
@@ -255,6 +255,8 @@ class Bench:
         self.console.print(f"[dim]{datetime.now():%H:%M:%S}[/] {text}")
 
     async def run(self, results: dict[str, Any]) -> None:
+        from worker import MAX_CACHED_WORKFLOWS  # ours, and the no-op worker's (`open`)
+
         opts = self.opts
         n = opts.invitations
         sample = redeem_sample(n)
@@ -351,7 +353,7 @@ class Bench:
         results["worker_rss_mb_each"] = [round(rss_mb(p), 1) for p in pids]
         if cold_created := {i: created[i] for i in cold if i in created}:
             await self._cold_redeems(cold_created, users, results)
-        if cold and len(noop_ids) - sample >= NOOP_CACHED_WORKFLOWS:
+        if cold and len(noop_ids) - sample >= MAX_CACHED_WORKFLOWS:
             # The first no-op workflows: at least the no-op worker's cache size of others ran
             # after them, so each update first rebuilds the run, as a cold redeem does.
             self.say(f"updates: {sample} bare update round-trips on no-op workflows no longer cached …")

@@ -173,12 +173,3 @@ def test_redeem_phases_split_the_accepted_run_by_event_time() -> None:
         "closing": 19.0,
     }
     assert history_figures(events[:3])["redeem_phases_ms"] == {}  # never redeemed
-
-
-def test_the_no_op_worker_caches_as_many_runs_as_ours():
-    """Warm and cold raw updates compare with warm and cold redeems only if both workers evict
-    at the same count."""
-    from invites.bench import NOOP_CACHED_WORKFLOWS
-    from worker import MAX_CACHED_WORKFLOWS
-
-    assert NOOP_CACHED_WORKFLOWS == MAX_CACHED_WORKFLOWS
