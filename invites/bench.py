@@ -4,11 +4,13 @@ One run, against a fresh `invites dev` (or a stack given by `--api` / `--tempora
 
 1. raw starts: `client.start_workflow` of a no-op workflow (`invites.bench_noop`), run by a
    worker inside this process on its own task queue;
-2. creates: `POST /v1/invitations` with the dev API key, at the same concurrency;
+2. creates: `POST /v1/invitations` with the dev API key, at the same concurrency. Starts and
+   creates run in alternating blocks (`--rounds` of each: raw, create | create, raw | …), each
+   on a quiet stack, so that the machine's drift from minute to minute falls on both alike;
 3. redeems: for a sample of those invitations, a sandbox user each (Management API), then the
-   signed webhook the Auth0 Action would send, timed to the `200 {grant: "done"}` answer; next to
-   it a bare update round-trip on no-op workflows (the last started, still in the no-op
-   worker's cache, as the redeemed invitations are in ours);
+   signed webhook the Auth0 Action would send, timed to the `200 {grant: "done"}` answer; in
+   turn with them, a bare update round-trip on no-op workflows (the last started, still in the
+   no-op worker's cache, as the redeemed invitations are in ours);
 4. histories: the events of one accepted and one expired invitation (started through `Creator`
    with a few seconds to live, the API's one-hour minimum skipped) and their billable actions;
 5. memory: the worker's RSS with `--open-invitations` pending invitations open (created through
@@ -91,6 +93,7 @@ class Options:
     output: Path = Path("bench.json")
     api_processes: int = 1
     worker_processes: int = 1
+    rounds: int = 4
 
 
 def bench(
@@ -113,6 +116,9 @@ def bench(
         int, typer.Option(min=1, help="API processes of the started stack (the create load is split).")
     ] = 1,
     worker_processes: Annotated[int, typer.Option(min=1, help="Worker processes of the started stack.")] = 1,
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Alternating blocks of raw starts and of creates (the load split).")
+    ] = 4,
 ) -> None:
     """Measure creates, redeems, history size and worker memory against bare Temporal.
 
@@ -124,7 +130,15 @@ def bench(
 
     console = Console()
     opts = Options(
-        invitations, concurrency, api, temporal, open_invitations, output, api_processes, worker_processes
+        invitations,
+        concurrency,
+        api,
+        temporal,
+        open_invitations,
+        output,
+        api_processes,
+        worker_processes,
+        rounds,
     )
     results: dict[str, Any] = {}
     try:
@@ -156,6 +170,7 @@ async def run(opts: Options, console: Any, results: dict[str, Any]) -> dict[str,
         "started_stack": opts.api is None and opts.temporal is None,
         "api_processes": opts.api_processes,
         "worker_processes": opts.worker_processes,
+        "rounds": len(rounds_of(opts.invitations, opts.rounds)),
     }
     async with _stack(opts, console) as stack:
         results["config"]["apis"] = stack.apis
@@ -270,33 +285,16 @@ class Bench:
         expired_id = await self._create_expiring()
         await self._warm_up()
 
-        self.say(f"raw starts: {n} no-op workflows, {opts.concurrency} at once …")
-        cpu, first_tasks = cpu_seconds(self.stack.roots), self.first_tasks.count
-        noop_ids, raw_s, raw_errors = await self._raw_starts(n)
-        results["raw_start_per_s"] = round(len(noop_ids) / raw_s, 1)
-        results["cpu_ms_per_raw_start"] = _cpu_per(cpu, cpu_seconds(self.stack.roots), len(noop_ids))
-        await self._first_tasks_run(first_tasks + len(noop_ids))
-        cpu = cpu_seconds(self.stack.roots)
-        self.say(f"creates: {n} POST /v1/invitations, {opts.concurrency} at once …")
-        created, create_s, create_errors = await self._creates(n)
-        results["cpu_ms_per_create"] = _cpu_per(cpu, cpu_seconds(self.stack.roots), len(created))
-        results["create_per_s"] = round(len(created) / create_s, 1)
-        results["create_vs_raw"] = round(results["create_per_s"] / results["raw_start_per_s"], 3)
-        results["errors"] = {"raw_start": raw_errors, "create": create_errors}
+        noop_ids, created = await self._throughput(results)
 
-        self.say("waiting until every created invitation is mailed …")
-        settle_start = time.perf_counter()
-        await self._mailed(list(created.values()), "created")
-        results["create_settle_s"] = round(time.perf_counter() - settle_start, 1)
-        results["worker_invitations_per_s"] = round(n / (create_s + results["create_settle_s"]), 1)
-
-        self.say(f"updates: {sample} bare update round-trips on no-op workflows …")
-        # The last started, as the redeemed invitations are the last created: both still cached.
-        update_ms = await self._raw_updates(noop_ids[-sample:])
+        self.say(f"updates and redeems: {sample} of each, in turn, one after another …")
+        # The last started no-op workflows, as the redeemed invitations are the last created:
+        # both still cached. In turn, so that both meet the same minute of the machine.
+        update_ms, redeem_ms, pending = await self._updates_and_redeems(
+            noop_ids[-sample:], {i: created[i] for i in redeemed if i in created}, users
+        )
         results["raw_update_p50_ms"] = _pct(update_ms, 50)
         results["raw_update_p95_ms"] = _pct(update_ms, 95)
-        self.say(f"redeems: {sample} signed webhooks, one after another …")
-        redeem_ms, pending = await self._redeems({i: created[i] for i in redeemed if i in created}, users)
         results["redeem_p50_ms"] = _pct(redeem_ms, 50)
         results["redeem_p95_ms"] = _pct(redeem_ms, 95)
         results["redeem_vs_raw"] = round(results["redeem_p50_ms"] / results["raw_update_p50_ms"], 2)
@@ -352,30 +350,96 @@ class Bench:
         results["worker_rss_mb_10k_open"] = _rss(pids)
         results["worker_rss_mb_each"] = [round(rss_mb(p), 1) for p in pids]
         if cold_created := {i: created[i] for i in cold if i in created}:
-            await self._cold_redeems(cold_created, users, results)
-        if cold and len(noop_ids) - sample >= MAX_CACHED_WORKFLOWS:
-            # The first no-op workflows: at least the no-op worker's cache size of others ran
-            # after them, so each update first rebuilds the run, as a cold redeem does.
-            self.say(f"updates: {sample} bare update round-trips on no-op workflows no longer cached …")
-            cold_update_ms = await self._raw_updates(noop_ids[:sample])
-            results["raw_update_cold_p50_ms"] = _pct(cold_update_ms, 50)
-            results["raw_update_cold_p95_ms"] = _pct(cold_update_ms, 95)
+            # The first no-op workflows beside them when at least the no-op worker's cache size
+            # of others ran after them (each update then rebuilds its run, as a cold redeem does).
+            evicted = len(noop_ids) - sample >= MAX_CACHED_WORKFLOWS
+            await self._cold_redeems(cold_created, noop_ids[:sample] if evicted else [], users, results)
 
     async def _cold_redeems(
-        self, invitations: dict[int, str], users: dict[int, dict[str, Any]], results: dict[str, Any]
+        self,
+        invitations: dict[int, str],
+        noop_ids: list[str],
+        users: dict[int, dict[str, Any]],
+        results: dict[str, Any],
     ) -> None:
         """The first invitations created, redeemed last: each has left the worker's cache (at
         least its size of other invitations went through the worker since), so the redeem's
         workflow task first rebuilds the run from its history in a new sandboxed instance."""
         self.say(f"redeems of {len(invitations)} invitations the worker no longer holds …")
-        redeem_ms, pending = await self._redeems(invitations, users)
+        update_ms, redeem_ms, pending = await self._updates_and_redeems(noop_ids, invitations, users)
         results["redeem_cold_p50_ms"] = _pct(redeem_ms, 50)
         results["redeem_cold_p95_ms"] = _pct(redeem_ms, 95)
         results["redeem_cold_grant_pending"] = pending
+        if update_ms:
+            results["raw_update_cold_p50_ms"] = _pct(update_ms, 50)
+            results["raw_update_cold_p95_ms"] = _pct(update_ms, 95)
         histories = [await self._history(i) for i in list(invitations.values())[:HISTORY_SAMPLE]]
         phases = [f["redeem_phases_ms"] for f in histories if f["redeem_phases_ms"]]
         if phases:
             results["redeem_cold_phases_ms"] = {k: _pct([p[k] for p in phases], 50) for k in phases[0]}
+
+    async def _throughput(self, results: dict[str, Any]) -> tuple[list[str], dict[int, str]]:
+        """Raw starts and creates in alternating blocks (`--rounds` of each, in the order raw,
+        create | create, raw | …), each block starting on a quiet stack: the machine's speed
+        drifts from minute to minute, and alternating gives both the same minutes. The rates
+        are over all blocks; `*_by_round` keeps each round's."""
+        opts = self.opts
+        noop_ids: list[str] = []
+        created: dict[int, str] = {}
+        elapsed = {"raw": 0.0, "create": 0.0}
+        errors = {"raw_start": 0, "create": 0}
+        cpu: dict[str, dict[str, float]] = {"raw": {}, "create": {}}
+        by_round: list[dict[str, float]] = []
+        settle_s = 0.0
+        blocks = rounds_of(opts.invitations, opts.rounds)
+        for r, indices in enumerate(blocks):
+            rates: dict[str, float] = {}
+            for phase in ("raw", "create") if r % 2 == 0 else ("create", "raw"):
+                self.say(
+                    f"round {r + 1}/{len(blocks)}: {len(indices)} "
+                    + ("no-op starts" if phase == "raw" else "POST /v1/invitations")
+                    + f", {opts.concurrency} at once …"
+                )
+                before, first_tasks = cpu_seconds(self.stack.roots), self.first_tasks.count
+                if phase == "raw":
+                    ids, took, failed = await self._raw_starts(indices)
+                    noop_ids += ids
+                    errors["raw_start"] += failed
+                    done = len(ids)
+                else:
+                    made, took, failed = await self._creates(indices)
+                    created.update(made)
+                    errors["create"] += failed
+                    done = len(made)
+                _add_cpu(cpu[phase], before, cpu_seconds(self.stack.roots))
+                elapsed[phase] += took
+                rates[phase] = done / took
+                # Untimed: the stack catches up before the next block.
+                if phase == "raw":
+                    await self._first_tasks_run(first_tasks + done)
+                else:
+                    settling = time.perf_counter()
+                    await self._mailed(list(made.values()), "created")
+                    settle_s += time.perf_counter() - settling
+            by_round.append(
+                {
+                    "raw_start_per_s": round(rates["raw"], 1),
+                    "create_per_s": round(rates["create"], 1),
+                    "create_vs_raw": round(rates["create"] / rates["raw"], 3),
+                }
+            )
+        if not created:
+            raise BenchError("every create failed; see the stack's log")
+        results["raw_start_per_s"] = round(len(noop_ids) / elapsed["raw"], 1)
+        results["create_per_s"] = round(len(created) / elapsed["create"], 1)
+        results["create_vs_raw"] = round(results["create_per_s"] / results["raw_start_per_s"], 3)
+        results["by_round"] = by_round
+        results["cpu_ms_per_raw_start"] = _cpu_per({}, cpu["raw"], len(noop_ids))
+        results["cpu_ms_per_create"] = _cpu_per({}, cpu["create"], len(created))
+        results["errors"] = errors
+        results["create_settle_s"] = round(settle_s, 1)
+        results["worker_invitations_per_s"] = round(len(created) / (elapsed["create"] + settle_s), 1)
+        return noop_ids, created
 
     # --- phases --------------------------------------------------------------------------------
 
@@ -450,7 +514,7 @@ class Bench:
         await _gather_limited([lambda i=i: create(i) for i in range(count)], 4)
         await _gather_limited([lambda i=i: start(i) for i in range(WARM_UP)], 4)
 
-    async def _raw_starts(self, n: int) -> tuple[list[str], float, int]:
+    async def _raw_starts(self, indices: range) -> tuple[list[str], float, int]:
         from invites.bench_noop import NoopWorkflow
 
         ids: dict[int, str] = {}
@@ -460,7 +524,7 @@ class Bench:
             await self.client.start_workflow(NoopWorkflow.run, id=workflow_id, task_queue=self.noop_queue)
             ids[i] = workflow_id
 
-        elapsed, errors = await _timed(n, self.opts.concurrency, start)
+        elapsed, errors = await _timed(indices, self.opts.concurrency, start)
         return [ids[i] for i in sorted(ids)], elapsed, errors
 
     async def _first_tasks_run(self, count: int) -> None:
@@ -476,7 +540,7 @@ class Bench:
             await asyncio.sleep(0.05)
         await asyncio.sleep(POLL_S)  # their completions reach the server
 
-    async def _creates(self, n: int) -> tuple[dict[int, str], float, int]:
+    async def _creates(self, indices: range) -> tuple[dict[int, str], float, int]:
         """POST /v1/invitations on kept-alive connections (`bench_http`: the load generator shares
         the cores with what it measures, so it is kept light), split round-robin across the APIs."""
         from invites.bench_http import Connection
@@ -501,75 +565,83 @@ class Bench:
             created[i] = payload["id"]
 
         try:
-            elapsed, errors = await _timed(n, self.opts.concurrency, create)
+            elapsed, errors = await _timed(indices, self.opts.concurrency, create)
         finally:
             for conn in (c for conns in idle.values() for c in conns):
                 conn.close()
-        if not created:
-            raise BenchError("every create failed; see the stack's log")
         return created, elapsed, errors
 
-    async def _raw_updates(self, ids: list[str]) -> list[float]:
-        from invites.bench_noop import NoopWorkflow
-
-        latencies = []
-        for workflow_id in ids:
-            handle = self.client.get_workflow_handle(workflow_id)
-            started = time.perf_counter()
-            await handle.execute_update(NoopWorkflow.finish)
-            latencies.append((time.perf_counter() - started) * 1000)
-        return latencies
-
-    async def _redeems(
-        self, invitations: dict[int, str], users: dict[int, dict[str, Any]]
-    ) -> tuple[list[float], int]:
-        """Webhook to `200 {grant: "done"}`; a `pending` answer is timed until the grant is done."""
+    async def _updates_and_redeems(
+        self, noop_ids: list[str], invitations: dict[int, str], users: dict[int, dict[str, Any]]
+    ) -> tuple[list[float], list[float], int]:
+        """A bare update on each no-op workflow and a redeem of each invitation, in turn (an
+        update, a redeem, an update, …; one after another): the milliseconds of each, and how
+        many redeems answered `grant: "pending"`."""
         from standardwebhooks import Webhook
 
-        from invites.invitations import get_state
+        from invites.bench_noop import NoopWorkflow
 
         links = await self._links(list(invitations.values()))
         missing = [i for i in invitations.values() if i not in links]
         if missing:
             raise BenchError(f"{len(missing)} invitations to redeem were never mailed (first: {missing[0]})")
         webhook = Webhook(self.stack.settings.webhook_secret.get_secret_value())
-        apis = self.stack.apis
-        latencies, pending = [], 0
-        for i, invitation_id in invitations.items():
-            user = users[i]
-            raw = json.dumps(
-                {
-                    "type": "invitation.redeem",
-                    "invitation": links[invitation_id].rsplit("/i/", 1)[1],
-                    "user": {
-                        "user_id": user["user_id"],
-                        "email": user["email"],
-                        "email_verified": user.get("email_verified", False),
-                        "name": user.get("name"),
-                    },
-                    "connection": {"name": DATABASE_CONNECTION, "strategy": "auth0"},
-                    "is_new_user": True,
-                }
-            ).encode()
-            msg_id, at = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
-            headers = {
-                "webhook-id": msg_id,
-                "webhook-timestamp": str(int(at.timestamp())),
-                "webhook-signature": webhook.sign(msg_id, at, raw.decode()),
-                "content-type": "application/json",
+        updates: list[float] = []
+        redeems: list[float] = []
+        pending = 0
+        pairs = list(invitations.items())
+        for k in range(max(len(noop_ids), len(pairs))):
+            if k < len(noop_ids):
+                handle = self.client.get_workflow_handle(noop_ids[k])
+                started = time.perf_counter()
+                await handle.execute_update(NoopWorkflow.finish)
+                updates.append((time.perf_counter() - started) * 1000)
+            if k < len(pairs):
+                i, invitation_id = pairs[k]
+                link, user = links[invitation_id], users[i]
+                took, was_pending = await self._redeem(webhook, i, invitation_id, link, user)
+                redeems.append(took)
+                pending += was_pending
+        return updates, redeems, pending
+
+    async def _redeem(
+        self, webhook: Any, i: int, invitation_id: str, link: str, user: dict[str, Any]
+    ) -> tuple[float, bool]:
+        """Webhook to `200 {grant: "done"}` in ms; a `pending` answer is timed until the grant is
+        done (True then)."""
+        from invites.invitations import get_state
+
+        raw = json.dumps(
+            {
+                "type": "invitation.redeem",
+                "invitation": link.rsplit("/i/", 1)[1],
+                "user": {
+                    "user_id": user["user_id"],
+                    "email": user["email"],
+                    "email_verified": user.get("email_verified", False),
+                    "name": user.get("name"),
+                },
+                "connection": {"name": DATABASE_CONNECTION, "strategy": "auth0"},
+                "is_new_user": True,
             }
-            started = time.perf_counter()
-            response = await self.http.post(
-                f"{apis[i % len(apis)]}/v1/webhooks/auth0", content=raw, headers=headers
-            )
-            _check(response, 200, "the redeem webhook")
-            if response.json()["grant"] != "done":
-                pending += 1
-                # Polls the workflow's state: nothing local to wait on.
-                while (await get_state(self.client, invitation_id)).grant != "done":  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
-            latencies.append((time.perf_counter() - started) * 1000)
-        return latencies, pending
+        ).encode()
+        msg_id, at = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
+        headers = {
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(at.timestamp())),
+            "webhook-signature": webhook.sign(msg_id, at, raw.decode()),
+            "content-type": "application/json",
+        }
+        api = self.stack.apis[i % len(self.stack.apis)]
+        started = time.perf_counter()
+        response = await self.http.post(f"{api}/v1/webhooks/auth0", content=raw, headers=headers)
+        _check(response, 200, "the redeem webhook")
+        pending = response.json()["grant"] != "done"
+        if pending:
+            # Polls the workflow's state: nothing local to wait on.
+            while (await get_state(self.client, invitation_id)).grant != "done":  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        return (time.perf_counter() - started) * 1000, pending
 
     async def _history(self, invitation_id: str) -> dict[str, Any]:
         from invites.invitations import handle_for
@@ -591,7 +663,7 @@ class Bench:
             )
             ids[i] = (await self.creator.create(body)).state.invitation_id
 
-        elapsed, errors = await _timed(count, OPEN_CONCURRENCY, create)
+        elapsed, errors = await _timed(range(count), OPEN_CONCURRENCY, create)
         if errors:
             self.say(f"[yellow]{errors} open invitations could not be created[/]")
         return list(ids.values()), elapsed
@@ -624,7 +696,7 @@ class Bench:
         response = await self.http.post(f"{self.stack.apis[0]}/v1/invitations", json=body, headers=_key())
         _check(response, 201, "POST /v1/invitations")
         invitation_id = response.json()["id"]
-        await self._redeems({i: invitation_id}, users)
+        await self._updates_and_redeems([], {i: invitation_id}, users)
         async with asyncio.timeout(SETTLE_MIN_S):
             await handle_for(self.client, invitation_id).result()
 
@@ -805,10 +877,11 @@ def _prefixed(kind: str, figures: dict[str, Any]) -> dict[str, Any]:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-async def _timed(n: int, concurrency: int, fn: Callable[[int], Awaitable[None]]) -> tuple[float, int]:
-    """Run fn(0..n-1) with `concurrency` in flight; the elapsed seconds and the failures."""
+async def _timed(indices: range, concurrency: int, fn: Callable[[int], Awaitable[None]]) -> tuple[float, int]:
+    """Run fn(i) for each index with `concurrency` in flight; the elapsed seconds and the failures."""
+    n = len(indices)
     errors: list[BaseException] = []
-    next_index = iter(range(n))
+    next_index = iter(indices)
 
     async def lane() -> None:
         for i in next_index:
@@ -829,6 +902,20 @@ def redeem_sample(invitations: int) -> int:
     """Invitations redeemed warm (the last ones created) and, when there are enough, cold (the
     first ones): at most REDEEM_SAMPLE each, half the run when it is smaller."""
     return max(1, min(REDEEM_SAMPLE, invitations // 2))
+
+
+def rounds_of(n: int, rounds: int) -> list[range]:
+    """0..n-1 in `rounds` consecutive slices of near-equal size (fewer when n is smaller)."""
+    rounds = max(1, min(rounds, n))
+    size, extra = divmod(n, rounds)
+    bounds = [r * size + min(r, extra) for r in range(rounds + 1)]
+    return [range(bounds[r], bounds[r + 1]) for r in range(rounds)]
+
+
+def _add_cpu(total: dict[str, float], before: dict[str, float], after: dict[str, float]) -> None:
+    """Add each part's CPU seconds between two readings to `total`."""
+    for part, seconds in after.items():
+        total[part] = total.get(part, 0.0) + seconds - before.get(part, 0.0)
 
 
 def _cpu_per(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, float]:

@@ -13,7 +13,7 @@ from temporalio.api.history.v1 import (
 )
 from temporalio.api.taskqueue.v1 import TaskQueue
 
-from invites.bench import _cpu_per, _meets, _pct, history_figures, server_actions
+from invites.bench import _add_cpu, _cpu_per, _meets, _pct, history_figures, rounds_of, server_actions
 from invites.bench_stack import is_worker, role
 
 
@@ -52,6 +52,21 @@ def test_cpu_per_item_is_each_parts_difference_and_their_total() -> None:
     after = {"temporal": 17.5, "api": 4.0, "bench": 1.5, "worker": 0.25}  # a part seen only later
     used = _cpu_per(before, after, 500)
     assert used == {"api": 4.0, "bench": 1.0, "temporal": 15.0, "worker": 0.5, "total": 20.5}
+
+
+def test_rounds_split_the_load_into_consecutive_near_equal_blocks() -> None:
+    assert rounds_of(2000, 4) == [range(0, 500), range(500, 1000), range(1000, 1500), range(1500, 2000)]
+    assert rounds_of(10, 4) == [range(0, 3), range(3, 6), range(6, 8), range(8, 10)]
+    assert rounds_of(3, 4) == [range(0, 1), range(1, 2), range(2, 3)]  # never an empty block
+    assert rounds_of(20, 1) == [range(0, 20)]
+
+
+def test_cpu_of_several_blocks_adds_up_each_parts_differences() -> None:
+    total: dict[str, float] = {}
+    _add_cpu(total, {"temporal": 1.0, "api": 0.5}, {"temporal": 2.0, "api": 1.0})
+    _add_cpu(total, {"temporal": 5.0, "api": 3.0}, {"temporal": 5.5, "api": 3.0, "worker": 0.25})
+    assert total == {"temporal": 1.5, "api": 0.5, "worker": 0.25}
+    assert _cpu_per({}, total, 1000)["total"] == 2.25
 
 
 def test_server_action_counters_are_summed_per_type_for_the_namespace() -> None:
