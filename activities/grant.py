@@ -25,6 +25,7 @@ from activities.auth0 import Auth0Activities
 from activities.heartbeat import heartbeating
 from activities.store import StoreActivities
 from invites.models import AssignRolesResult, GrantInput, GrantResult
+from invites.temporal import GRANT_ACTIVITY
 
 
 class GrantActivities:
@@ -32,7 +33,7 @@ class GrantActivities:
         self._auth0 = auth0
         self._store = store
 
-    @activity.defn
+    @activity.defn(name=GRANT_ACTIVITY)
     async def grant_access(self, inp: GrantInput) -> GrantResult:
         """Assign the roles, write the profile, link the account; each part idempotent."""
         async with heartbeating():

@@ -1,0 +1,61 @@
+"""A CRM outage at login: the webhook answers `grant: "done"` as soon as the grant is in history,
+while the run goes on publishing the acceptance to HubSpot, durably.
+
+On the real dev server: the answer follows the run's history, which Temporal's time-skipping
+test server cannot do for a running workflow (it answers from the run's end there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from temporalio.client import WorkflowExecutionStatus
+
+from invites.invitations import handle_for
+from tests.workflows.conftest import Stack
+
+from .conftest import account, api_for, delivery
+
+pytestmark = [pytest.mark.devserver]
+
+CRM_UPSERT = "POST /crm/v3/objects/contacts/batch/upsert"
+
+
+async def test_a_crm_outage_does_not_hold_the_login_and_the_sync_follows(dev_stack: Stack):
+    s = dev_stack
+    email = f"crm-down.{uuid.uuid4().hex[:8]}@example.com"
+    async with api_for(s) as api, s.worker():
+        created = await api.created(email, roles=["customer"])
+        handle = handle_for(s.client, created["id"])
+        await s.sent(handle)
+        async with asyncio.timeout(30):  # the "sent" event is in the CRM: the run waits for a login
+            while (await handle.describe()).raw_description.pending_activities:
+                await asyncio.sleep(0.05)
+        s.hubspot.faults.status(CRM_UPSERT, 503, times=1000)
+        user = account(api, email)
+
+        response = await delivery(api, s.links(email)[-1], user).send(api.http)
+
+        assert response.status_code == 200, response.text
+        assert (response.json()["result"], response.json()["grant"]) == ("accepted", "done")
+        assert s.auth0.role_names(user["user_id"]) == ["customer"]
+        links = await s.store.links_for_user(user["user_id"])
+        assert [link.invitation_id for link in links] == [created["id"]]
+        # The run is still publishing the acceptance to the CRM, which refuses it.
+        async with asyncio.timeout(30):
+            while not s.hubspot.faults.count(CRM_UPSERT, status=503):
+                await asyncio.sleep(0.05)
+        description = await handle.describe()
+        assert description.status == WorkflowExecutionStatus.RUNNING
+        pending = description.raw_description.pending_activities
+        assert [a.activity_type.name for a in pending] == ["publish_event"]
+        assert (await s.state(handle)).grant == "done"
+
+        s.hubspot.faults.reset()
+        async with asyncio.timeout(60):
+            final = await handle.result()
+        assert (final.status, final.grant) == ("accepted", "done")
+        contact = s.hubspot.contact_by_email(email)
+        assert contact is not None and contact["properties"]["invitation_status"] == "accepted"
