@@ -50,7 +50,7 @@ class _Model(BaseModel):
 
 # The InvitationWorkflow behaviour new invitations get (see InvitationInput.version). Workers
 # must know a version before any starter uses it: deploy workers first.
-WORKFLOW_VERSION = 5
+WORKFLOW_VERSION = 6
 
 
 class InvitationInput(_Model):

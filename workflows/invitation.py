@@ -80,12 +80,18 @@ AUTH0_TIMEOUT = timedelta(seconds=60)
 #   5 (LOOKUP_WITH_FIRST_MAIL): the look-up and the first mail are one activity on the Auth0
 #     queue (`look_up_and_invite`, activities/first_mail.py); a mail that fails there is retried
 #     as `send_mail` on the main queue (six events and one billable action fewer).
+#   6 (EVENTS_ASIDE): the transitions are published to the CRM by a publisher of their own, in
+#     order, while the story goes on: before, each was awaited where it happened, so a CRM
+#     outage held the first mail, the wait and the grant until it passed, and a CRM refusing an
+#     event for good failed the invitation. Now a refused event is logged and skipped. Without a
+#     CRM (`publish_events` false) versions 5 and 6 issue the same commands.
 GRANT_IN_PARALLEL = "grant-in-parallel-v1"
 LEAN = 2
 ONE_PROFILE_WRITE = 3
 ONE_GRANT_CALL = 4
 LOOKUP_WITH_FIRST_MAIL = 5
-LATEST_VERSION = LOOKUP_WITH_FIRST_MAIL
+EVENTS_ASIDE = 6
+LATEST_VERSION = EVENTS_ASIDE
 # Auth0 activities heartbeat while they wait: a crashed worker's call is retried within seconds.
 AUTH0_HEARTBEAT = timedelta(seconds=5)
 MAIL_TIMEOUT = timedelta(seconds=60)
@@ -107,6 +113,8 @@ class InvitationWorkflow:
         self._lean = inp.version >= LEAN
         self._timer: asyncio.Task[None] | None = None
         self._timer_deadline: datetime | None = None
+        self._events: list[InvitationEvent] = []  # version 6: published in order, aside
+        self._publisher: asyncio.Task[None] | None = None
 
     @workflow.run
     async def run(self, inp: InvitationInput) -> InvitationState:
@@ -129,6 +137,8 @@ class InvitationWorkflow:
         if self._state.status == Status.ACCEPTED:
             await self._grant()
         await self._emit(f"invitation.{self._state.status.value}")
+        # Every transition reaches the CRM before the run ends (version 6 publishes aside).
+        await workflow.wait_condition(lambda: not self._events)
         # Let in-flight updates (a redeem waiting for its grant) reply before the run ends.
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
@@ -498,25 +508,56 @@ class InvitationWorkflow:
         workflow.upsert_search_attributes(TypedSearchAttributes(pairs))
 
     async def _emit(self, event_type: str) -> None:
+        """Publish a transition to the CRM: from version 6 queued for the publisher (the story
+        goes on at once), before that awaited here."""
         if not self._inp.publish_events:
             return  # no CRM or events sink configured: no activity, no history events
-        s = self._state
+        event = self._event(event_type)
+        if self._inp.version < EVENTS_ASIDE:
+            await self._publish(event)
+            return
+        self._events.append(event)
+        if self._publisher is None or self._publisher.done():
+            self._publisher = asyncio.create_task(self._publish_in_order())
+
+    async def _publish_in_order(self) -> None:
+        """One event at a time, oldest first (a CRM upsert of an older status must not land after
+        a newer one), each retried until the CRM takes it or refuses it for good."""
+        while self._events:
+            event = self._events[0]
+            try:
+                await self._publish(event)
+            except ActivityError as err:
+                # Refused for good (an event the CRM rejects): the invitation goes on. The failed
+                # attempt stays in history for ops.
+                cause = err.cause.message if isinstance(err.cause, FailureError) else str(err)
+                workflow.logger.warning(
+                    "CRM refused an event",
+                    extra={"invitation_id": event.invitation_id, "event": event.type, "error": cause},
+                )
+            self._events.pop(0)
+
+    async def _publish(self, event: InvitationEvent) -> None:
         await workflow.execute_activity_method(
             CrmActivities.publish_event,
-            InvitationEvent(
-                type=event_type,
-                invitation_id=s.invitation_id,
-                email=s.email,
-                status=s.status,
-                occurred_at=workflow.now(),
-                roles=s.roles,
-                external_ref=s.external_ref,
-                crm_contact_id=self._inp.crm_contact_id,
-                user_id=s.accepted_by,
-                expires_at=s.expires_at,
-                accepted_at=s.accepted_at,
-                reminders_sent=s.reminders_sent,
-            ),
+            event,
             start_to_close_timeout=CRM_TIMEOUT,
             retry_policy=CRM_RETRY,
+        )
+
+    def _event(self, event_type: str) -> InvitationEvent:
+        s = self._state
+        return InvitationEvent(
+            type=event_type,
+            invitation_id=s.invitation_id,
+            email=s.email,
+            status=s.status,
+            occurred_at=workflow.now(),
+            roles=s.roles,
+            external_ref=s.external_ref,
+            crm_contact_id=self._inp.crm_contact_id,
+            user_id=s.accepted_by,
+            expires_at=s.expires_at,
+            accepted_at=s.accepted_at,
+            reminders_sent=s.reminders_sent,
         )

@@ -1,4 +1,4 @@
-"""Every workflow version runs on today's worker: version 5 for new invitations, 1 to 4 for
+"""Every workflow version runs on today's worker: version 6 for new invitations, 1 to 5 for
 invitations started before it (their commands must not change; see workflows/invitation.py)."""
 
 from __future__ import annotations
@@ -47,9 +47,26 @@ def _types(events: list[HistoryEvent]) -> Counter[str]:
     return Counter(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in events)
 
 
+async def test_version_6_publishes_the_events_aside_from_the_first_task_on(stack: Stack):
+    """The first task schedules the first mail beside the `created` event; version 5 awaited the
+    event before its first mail. The same activities otherwise."""
+    events = await _accept(stack, "six@example.com", version=6)
+    assert set(_scheduled(events)) == {"look_up_and_invite", "publish_event", "grant_access"}
+    first_task = []
+    for e in events[4:]:  # after the start and the first workflow task's three events
+        if e.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            break
+        first_task.append(e.activity_task_scheduled_event_attributes.activity_type.name)
+    assert sorted(first_task) == ["look_up_and_invite", "publish_event"]
+    assert _types(events)["ACTIVITY_TASK_SCHEDULED"] == 2 + 3  # and publish_event: created, sent, accepted
+
+
 async def test_version_5_looks_up_and_sends_the_first_mail_in_one_activity(stack: Stack):
     events = await _accept(stack, "five@example.com", version=5)
     scheduled, types = _scheduled(events), _types(events)
+    # The first task awaits the `created` event alone; the first mail comes a task later.
+    assert events[4].activity_task_scheduled_event_attributes.activity_type.name == "publish_event"
+    assert events[5].event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     assert set(scheduled) == {"look_up_and_invite", "publish_event", "grant_access"}
     first = scheduled["look_up_and_invite"]
     assert first.task_queue.name == auth0_task_queue(stack.settings.task_queue)
