@@ -62,8 +62,13 @@ def test_bench_measures_every_figure_on_a_small_load(tmp_path: Path) -> None:
     for key in ("cpu_ms_per_raw_start", "cpu_ms_per_create", "cpu_ms_per_open_invitation"):
         used = figures[key]
         assert {"temporal", "api", "worker", "auth0 sandbox", "bench"} <= set(used), (key, used)
-        assert used["temporal"] > 0 and used["bench"] > 0, (key, used)
+        assert used["temporal"] > 0, (key, used)
         assert used["total"] == pytest.approx(sum(v for k, v in used.items() if k != "total"), abs=0.05)
+    # The bench process starts the raw workflows (and runs their worker) and the open
+    # invitations; its share of 20 HTTP creates (~0.4 ms each, in 4 blocks) is below the
+    # 10 ms clock tick /proc counts in, so it may read 0 there.
+    assert figures["cpu_ms_per_raw_start"]["bench"] > 0
+    assert figures["cpu_ms_per_open_invitation"]["bench"] > 0
     assert figures["cpu_ms_per_create"]["api"] > 0
     # The server's own action counter saw the probe invitation start.
     assert figures["actions_measured_accepted"]["grpc_StartWorkflowExecution"] >= 1
