@@ -383,14 +383,14 @@ class Bench:
         """Raw starts and creates in alternating blocks (`--rounds` of each, in the order raw,
         create | create, raw | …), each block starting on a quiet stack: the machine's speed
         drifts from minute to minute, and alternating gives both the same minutes. The rates
-        are over all blocks; `*_by_round` keeps each round's."""
+        are over all blocks; `by_round` keeps each round's."""
         opts = self.opts
         noop_ids: list[str] = []
         created: dict[int, str] = {}
         elapsed = {"raw": 0.0, "create": 0.0}
         errors = {"raw_start": 0, "create": 0}
         cpu: dict[str, dict[str, float]] = {"raw": {}, "create": {}}
-        by_round: list[dict[str, float]] = []
+        by_round: list[dict[str, float | None]] = []
         settle_s = 0.0
         blocks = rounds_of(opts.invitations, opts.rounds)
         for r, indices in enumerate(blocks):
@@ -426,11 +426,11 @@ class Bench:
                 {
                     "raw_start_per_s": round(rates["raw"], 1),
                     "create_per_s": round(rates["create"], 1),
-                    "create_vs_raw": round(rates["create"] / rates["raw"], 3),
+                    "create_vs_raw": round(rates["create"] / rates["raw"], 3) if rates["raw"] else None,
                 }
             )
-        if not created:
-            raise BenchError("every create failed; see the stack's log")
+        if not created or not noop_ids:
+            raise BenchError("every create or every raw start failed; see the stack's log")
         results["raw_start_per_s"] = round(len(noop_ids) / elapsed["raw"], 1)
         results["create_per_s"] = round(len(created) / elapsed["create"], 1)
         results["create_vs_raw"] = round(results["create_per_s"] / results["raw_start_per_s"], 3)

@@ -1,8 +1,9 @@
-"""A CRM outage at login: the webhook answers `grant: "done"` as soon as the grant is in history,
-while the run goes on publishing the acceptance to HubSpot, durably.
+"""The webhook's answer on the real dev server, where it follows the run's history (Temporal's
+time-skipping test server cannot follow a running workflow; it answers from the run's end there).
 
-On the real dev server: the answer follows the run's history, which Temporal's time-skipping
-test server cannot do for a running workflow (it answers from the run's end there).
+`grant: "done"` as soon as `grant_access` completes in history, while the run goes on publishing
+the acceptance to a CRM that is down; the run's end still answers a grant that failed for good
+and an invitation of a version before the one grant activity.
 """
 
 from __future__ import annotations
@@ -59,3 +60,41 @@ async def test_a_crm_outage_does_not_hold_the_login_and_the_sync_follows(dev_sta
         assert (final.status, final.grant) == ("accepted", "done")
         contact = s.hubspot.contact_by_email(email)
         assert contact is not None and contact["properties"]["invitation_status"] == "accepted"
+
+
+async def test_a_grant_that_fails_for_good_is_answered_from_the_runs_end(dev_stack: Stack):
+    """The account was deleted before the grant: `grant_access` fails for good (no completion
+    to follow), the run ends with the grant failed, and that is the answer."""
+    s = dev_stack
+    email = f"gone.{uuid.uuid4().hex[:8]}@example.com"
+    async with api_for(s) as api, s.worker():
+        created = await api.created(email, roles=["customer"])
+        handle = handle_for(s.client, created["id"])
+        await s.sent(handle)
+        ghost = {"user_id": "auth0|deleted-before-the-grant", "email": email, "email_verified": True}
+
+        response = await delivery(api, s.links(email)[-1], ghost).send(api.http)
+
+        assert response.status_code == 200, response.text
+        assert (response.json()["result"], response.json()["grant"]) == ("accepted", "failed")
+        final = await handle.result()
+        assert (final.status, final.grant) == ("accepted", "failed")
+
+
+async def test_an_invitation_of_version_3_is_answered_done_from_the_runs_end(dev_stack: Stack):
+    """Version 3 grants in several activities, none of them `grant_access`: the history never
+    shows the one completion, and the run's end answers."""
+    s = dev_stack
+    email = f"three.{uuid.uuid4().hex[:8]}@example.com"
+    async with api_for(s) as api, s.worker():
+        handle = await s.invite(email, roles=("customer",), version=3)
+        await s.sent(handle)
+        user = account(api, email)
+
+        response = await delivery(api, s.links(email)[-1], user).send(api.http)
+
+        assert response.status_code == 200, response.text
+        assert (response.json()["result"], response.json()["grant"]) == ("accepted", "done")
+        assert s.auth0.role_names(user["user_id"]) == ["customer"]
+        description = await handle.describe()
+        assert description.status == WorkflowExecutionStatus.COMPLETED
