@@ -15,7 +15,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from invites.devstack import DEV_SERVER_TUNING
+from cli.dev import DEV_SERVER_TUNING
 from invites.temporal import SEARCH_ATTRIBUTES
 
 BIN = Path(sys.executable).parent

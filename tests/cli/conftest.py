@@ -2,7 +2,7 @@
 
 The CLI reads its settings from `INVITES_*` variables, as in production. It runs its own event
 loop (`asyncio.run`), so in-process calls go through `CliRunner` on a thread while the test's
-loop keeps serving the worker and the fakes; `run_process` runs `python -m invites.cli` itself.
+loop keeps serving the worker and the fakes; `run_process` runs `python -m cli` itself.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
-from invites.cli import app
+from cli.main import app
 from invites.invitations import handle_for
 from invites.settings import get_settings
 from tests.devserver.test_worker_restart import settings_env
@@ -63,8 +63,8 @@ class Cli:
         return created
 
     def process(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """`python -m invites.cli ARGS` in its own process, configured only by INVITES_*."""
-        return run_process(self.env, ["-m", "invites.cli", *args], timeout=timeout)
+        """`python -m cli ARGS` in its own process, configured only by INVITES_*."""
+        return run_process(self.env, ["-m", "cli", *args], timeout=timeout)
 
 
 def run_process(env: dict[str, str], argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from invites.bulk_import import KEY_PREFIX
+from cli.bulk_import import KEY_PREFIX
 from invites.creation import request_fingerprint
 from invites.db.engine import create_engine
 from invites.db.records import InvitationRecord

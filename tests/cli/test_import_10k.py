@@ -38,7 +38,7 @@ VISIBILITY_TIMEOUT_S = 120
 MEASURED = """
 import os, sys
 from typer.main import get_command
-from invites.cli import app
+from cli.main import app
 code = 0
 try:
     get_command(app).main(args=sys.argv[1:], prog_name="invites")

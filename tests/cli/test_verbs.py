@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from invites.cli_ops import STATE_LOOKUP_MAX
+from cli.ops import STATE_LOOKUP_MAX
 from invites.invitations import handle_for
 from tests.cli.conftest import Cli, unique_email
 from tests.workflows.conftest import user_payload
@@ -287,7 +287,7 @@ async def test_an_unreachable_temporal_exits_3(cli: Cli, monkeypatch: pytest.Mon
 
 
 async def test_the_installed_program_reports_exit_codes_and_json(cli: Cli):
-    """`python -m invites.cli` in its own process, as ops run it."""
+    """`python -m cli` in its own process, as ops run it."""
     created = await cli.create(unique_email(), "--role", "customer")
     listed_ = await asyncio.to_thread(cli.process, "list", "--json", "--limit", "5")
     assert listed_.returncode == 0, listed_.stderr

@@ -33,7 +33,8 @@ def test_bench_measures_every_figure_on_a_small_load(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "invites.bench",
+            "cli",
+            "bench",
             "--invitations",
             "20",
             "--concurrency",

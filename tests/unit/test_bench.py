@@ -13,8 +13,8 @@ from temporalio.api.history.v1 import (
 )
 from temporalio.api.taskqueue.v1 import TaskQueue
 
-from invites.bench import _add_cpu, _cpu_per, _meets, _pct, history_figures, rounds_of, server_actions
-from invites.bench_stack import is_worker, role
+from bench.main import _add_cpu, _cpu_per, _meets, _pct, history_figures, rounds_of, server_actions
+from bench.stack import is_worker, role
 
 
 def test_percentiles_are_nearest_rank() -> None:
@@ -31,17 +31,17 @@ def test_targets_compare_in_their_direction() -> None:
 
 
 def test_worker_processes_are_recognised_as_dev_and_the_cli_start_them() -> None:
-    assert is_worker(["/venv/bin/python", "-m", "invites.cli", "worker"])
+    assert is_worker(["/venv/bin/python", "-m", "cli", "worker"])
     assert is_worker(["/venv/bin/python3", "/venv/bin/invites", "worker"])
-    assert not is_worker(["/venv/bin/python", "-m", "invites.cli", "api"])
+    assert not is_worker(["/venv/bin/python", "-m", "cli", "api"])
     assert not is_worker(["/venv/bin/python", "-m", "pytest", "tests/worker"])
 
 
 def test_stack_processes_are_named_by_their_part() -> None:
     assert role(["/venv/bin/temporal", "server", "start-dev", "--port", "7233"]) == "temporal"
     assert role(["/venv/bin/python", "-m", "sandbox", "--port", "8100"]) == "auth0 sandbox"
-    assert role(["/venv/bin/python", "-m", "invites.cli", "worker"]) == "worker"
-    assert role(["/venv/bin/python", "-m", "invites.cli", "api"]) == "api"
+    assert role(["/venv/bin/python", "-m", "cli", "worker"]) == "worker"
+    assert role(["/venv/bin/python", "-m", "cli", "api"]) == "api"
     assert role(["/venv/bin/python", "/venv/bin/invites", "dev"]) == "dev (log relay)"
     assert role(["/usr/bin/python3", "-m", "pytest"]) is None
     assert role([]) is None

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from invites.bench_http import Connection
+from bench.http_client import Connection
 
 
 @pytest.fixture

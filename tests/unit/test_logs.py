@@ -258,7 +258,7 @@ def test_the_api_command_logs_uvicorn_lines_as_json_without_tokens(tmp_path: Pat
     log = tmp_path / "api.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "invites.cli", "api"],
+            [sys.executable, "-m", "cli", "api"],
             cwd=ROOT,
             env=env,
             stdout=sink,

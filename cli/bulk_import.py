@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from invites.cli_ops import refusal, unavailable
+from cli.ops import refusal, unavailable
 from invites.creation import Creator, request_fingerprint
 from invites.schemas import InvitationCreate
 

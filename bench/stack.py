@@ -61,7 +61,7 @@ def free_port() -> int:
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "invites.cli", *args]
+    return [sys.executable, "-m", "cli", *args]
 
 
 @contextlib.asynccontextmanager
@@ -188,9 +188,9 @@ def _descends(pid: int, roots: set[int]) -> bool:
 
 
 def is_worker(argv: list[str]) -> bool:
-    """`python -m invites.cli worker` (as `invites dev` starts it) or `invites worker`."""
+    """`python -m cli worker` (as `invites dev` starts it) or `invites worker`."""
     for i, arg in enumerate(argv[:-1]):
-        if (arg == "invites.cli" or Path(arg).name == "invites") and argv[i + 1] == "worker":
+        if (arg == "cli" or Path(arg).name == "invites") and argv[i + 1] == "worker":
             return True
     return False
 
@@ -208,7 +208,7 @@ def role(argv: list[str]) -> str | None:
     for i, arg in enumerate(argv[:-1]):
         if arg == "-m" and argv[i + 1] == "sandbox":
             return "auth0 sandbox"
-        if arg == "invites.cli" or Path(arg).name == "invites":
+        if arg == "cli" or Path(arg).name == "invites":
             # `invites dev` itself only relays its children's output.
             return {"dev": "dev (log relay)"}.get(argv[i + 1], argv[i + 1])
     return None

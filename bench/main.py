@@ -2,7 +2,7 @@
 
 One run, against a fresh `invites dev` (or a stack given by `--api` / `--temporal`):
 
-1. raw starts: `client.start_workflow` of a no-op workflow (`invites.bench_noop`), run by a
+1. raw starts: `client.start_workflow` of a no-op workflow (`bench.noop`), run by a
    worker inside this process on its own task queue;
 2. creates: `POST /v1/invitations` with the dev API key, at the same concurrency. Starts and
    creates run in alternating blocks (`--rounds` of each: raw, create | create, raw | …), each
@@ -43,7 +43,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from invites.bench_stack import (
+from bench.stack import (
     BENCH_AUTH0_ACTIVITIES_PER_S,
     Stack,
     cpu_seconds,
@@ -213,7 +213,7 @@ class Bench:
     engine: Any
     creator: Any  # invites.creation.Creator
     noop_queue: str
-    first_tasks: Any  # invites.bench_first_tasks.FirstTasks
+    first_tasks: Any  # bench.first_tasks.FirstTasks
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
 
     @classmethod
@@ -221,9 +221,9 @@ class Bench:
     async def open(cls, opts: Options, stack: Stack, console: Any) -> AsyncIterator[Bench]:
         from temporalio.worker import Worker
 
+        from bench.first_tasks import FirstTasks
+        from bench.noop import NoopWorkflow
         from invites.auth0 import Auth0Management
-        from invites.bench_first_tasks import FirstTasks
-        from invites.bench_noop import NoopWorkflow
         from invites.creation import Creator
         from invites.db.engine import create_engine
         from invites.db.store import Store
@@ -498,7 +498,7 @@ class Bench:
         return (await self.creator.create(body)).state.invitation_id
 
     async def _warm_up(self) -> None:
-        from invites.bench_noop import NoopWorkflow
+        from bench.noop import NoopWorkflow
 
         async def create(i: int) -> None:
             api = self.stack.apis[i % len(self.stack.apis)]
@@ -516,7 +516,7 @@ class Bench:
         await _gather_limited([lambda i=i: start(i) for i in range(WARM_UP)], 4)
 
     async def _raw_starts(self, indices: range) -> tuple[list[str], float, int]:
-        from invites.bench_noop import NoopWorkflow
+        from bench.noop import NoopWorkflow
 
         ids: dict[int, str] = {}
 
@@ -542,9 +542,10 @@ class Bench:
         await asyncio.sleep(POLL_S)  # their completions reach the server
 
     async def _creates(self, indices: range) -> tuple[dict[int, str], float, int]:
-        """POST /v1/invitations on kept-alive connections (`bench_http`: the load generator shares
-        the cores with what it measures, so it is kept light), split round-robin across the APIs."""
-        from invites.bench_http import Connection
+        """POST /v1/invitations on kept-alive connections (`bench.http_client`: the load generator
+        shares the cores with what it measures, so it is kept light), split round-robin across the
+        APIs."""
+        from bench.http_client import Connection
 
         created: dict[int, str] = {}
         apis = self.stack.apis
@@ -580,7 +581,7 @@ class Bench:
         many redeems answered `grant: "pending"`."""
         from standardwebhooks import Webhook
 
-        from invites.bench_noop import NoopWorkflow
+        from bench.noop import NoopWorkflow
 
         links = await self._links(list(invitations.values()))
         missing = [i for i in invitations.values() if i not in links]
@@ -1036,23 +1037,3 @@ def _show(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
     return f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
-
-
-def main() -> None:
-    """`python -m invites.bench`: the same command until the CLI registers it."""
-    app = typer.Typer(add_completion=False)
-    app.command()(bench)
-    code = 0
-    try:
-        app()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 0
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    # The Temporal SDK's Rust threads can abort interpreter teardown (see invites.cli._Invites).
-    os._exit(code)
-
-
-if __name__ == "__main__":
-    main()

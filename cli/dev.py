@@ -106,8 +106,8 @@ def parts(settings: Settings) -> list[Part]:
             sandbox_port,
             "INVITES_AUTH0_BASE_URL",
         ),
-        Part("worker", [sys.executable, "-m", "invites.cli", "worker"], 0, ""),
-        Part("api", [sys.executable, "-m", "invites.cli", "api"], settings.api_port, "INVITES_API_PORT"),
+        Part("worker", [sys.executable, "-m", "cli", "worker"], 0, ""),
+        Part("api", [sys.executable, "-m", "cli", "api"], settings.api_port, "INVITES_API_PORT"),
     ]
 
 

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from invites.bench import bench
+from bench.main import bench
 from invites.models import Status
 
 # The verbs import the Temporal SDK, SQLAlchemy and auth0 inside their bodies: `--help` and
@@ -124,7 +124,7 @@ def api() -> None:
 @app.command()
 def dev() -> None:
     """Run the product on this machine: Temporal dev server and UI, Auth0 sandbox, worker."""
-    from invites.devstack import STATE_DIR, run_dev
+    from cli.dev import STATE_DIR, run_dev
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     STATE_DIR.mkdir(exist_ok=True)
@@ -148,7 +148,8 @@ def list_invitations(
     The `accepted by` column needs each invitation's state: it is asked for only when --limit is
     50 or less (the default), and left blank for longer listings.
     """
-    from invites import cli_ops, cli_output
+    from cli import ops as cli_ops
+    from cli import output as cli_output
     from invites.invitations import list_query
     from invites.schemas import is_safe_text
 
@@ -173,8 +174,9 @@ def list_invitations(
 @app.command()
 def show(invitation_id: InvitationId, json_output: JsonFlag = False) -> None:
     """Show one invitation: its state, the timeline read from its workflow history, its mails."""
-    from invites import cli_ops, cli_output
-    from invites.cli_timeline import timeline
+    from cli import ops as cli_ops
+    from cli import output as cli_output
+    from cli.timeline import timeline
 
     async def run(ops: cli_ops.Ops) -> None:
         state = await cli_ops.state_of(ops, invitation_id)
@@ -211,7 +213,8 @@ def create(
     json_output: JsonFlag = False,
 ) -> None:
     """Invite a person: store the data and start the invitation (the API's create, from the shell)."""
-    from invites import cli_ops, cli_output
+    from cli import ops as cli_ops
+    from cli import output as cli_output
     from invites.schemas import InvitationCreate
 
     fields: dict[str, Any] = {"email": email.strip(), "roles": role or [], "data": _pairs(data or [])}
@@ -258,7 +261,7 @@ def revoke(
     json_output: JsonFlag = False,
 ) -> None:
     """Withdraw a pending invitation: its link stops working."""
-    from invites import cli_ops
+    from cli import ops as cli_ops
 
     if len(reason) > 500:
         raise typer.BadParameter("at most 500 characters", param_hint="--reason")
@@ -278,7 +281,7 @@ def resend(
     json_output: JsonFlag = False,
 ) -> None:
     """Send the invitation mail again (the same link stays valid unless --rotate)."""
-    from invites import cli_ops
+    from cli import ops as cli_ops
 
     async def run(ops: cli_ops.Ops) -> None:
         state = await cli_ops.resend(ops, invitation_id, rotate)
@@ -294,7 +297,7 @@ def extend(
     json_output: JsonFlag = False,
 ) -> None:
     """Push a pending invitation's expiry N days later (at most 90 days from now)."""
-    from invites import cli_ops
+    from cli import ops as cli_ops
 
     async def run(ops: cli_ops.Ops) -> None:
         state = await cli_ops.extend(ops, invitation_id, days)
@@ -306,7 +309,8 @@ def extend(
 @app.command()
 def reissue(invitation_id: InvitationId, json_output: JsonFlag = False) -> None:
     """A new invitation with the same data for an expired, revoked or undeliverable one."""
-    from invites import cli_ops, cli_output
+    from cli import ops as cli_ops
+    from cli import output as cli_output
 
     async def run(ops: cli_ops.Ops) -> None:
         outcome = await cli_ops.reissue(ops, invitation_id)
@@ -320,7 +324,7 @@ def reissue(invitation_id: InvitationId, json_output: JsonFlag = False) -> None:
 
 
 def _print_state(state: Any, title: str, json_output: bool) -> None:
-    from invites import cli_output
+    from cli import output as cli_output
 
     if json_output:
         cli_output.print_json(cli_output.invitation_json(state))
@@ -352,7 +356,9 @@ def import_csv(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from invites import bulk_import, cli_ops, cli_output
+    from cli import bulk_import
+    from cli import ops as cli_ops
+    from cli import output as cli_output
 
     try:
         bulk_import.check_header(file)
@@ -406,7 +412,7 @@ def import_csv(
 
 
 def _print_summary(summary: Any, json_output: bool) -> None:
-    from invites import cli_output
+    from cli import output as cli_output
 
     if json_output:
         cli_output.print_json({**summary.as_dict(), "interrupted": summary.interrupted})
@@ -424,6 +430,12 @@ def _print_summary(summary: Any, json_output: bool) -> None:
         console.print(f"skipped rows are listed in {summary.rejects_path}", markup=False)
 
 
+# --- bench ----------------------------------------------------------------------------------
+
+# Its options are declared with the load generator (bench/main.py; BENCHMARKS.md explains it).
+app.command("bench")(bench)
+
+
 # --- running a command ----------------------------------------------------------------------
 
 
@@ -435,7 +447,8 @@ def _run(
     auth0: bool = False,
 ) -> None:
     """Run an async command with the connections it needs; map refusals and outages to exit codes."""
-    from invites import cli_ops, cli_output
+    from cli import ops as cli_ops
+    from cli import output as cli_output
     from invites.settings import get_settings
 
     try:
@@ -462,11 +475,3 @@ def _run(
             cli_output.print_error(down, as_json=as_json)
             raise typer.Exit(EXIT_UNAVAILABLE) from None
         raise
-
-
-if __name__ == "__main__":
-    app()
-
-
-# `invites bench`: its options are declared in invites/bench.py (see BENCHMARKS.md).
-app.command("bench")(bench)

@@ -1,4 +1,4 @@
-"""What the bench's no-op worker has done: kept out of `bench_noop`, which the workflow sandbox
+"""What the bench's no-op worker has done: kept out of `bench.noop`, which the workflow sandbox
 re-imports for every no-op run (an import there would slow the baseline it measures)."""
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from invites.cli_ops import Listed
-from invites.cli_timeline import Moment
+from cli.ops import Listed
+from cli.timeline import Moment
 from invites.db.records import OutboxMail
 from invites.models import InvitationState, Status
 from invites.schemas import InvitationPublic

@@ -1,0 +1,1 @@
+"""`invites bench`: the load generator, its no-op baseline workflow and the stack it measures."""
