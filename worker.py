@@ -1,10 +1,10 @@
 """The worker: wiring only. Builds the outside clients from settings and runs two Temporal workers.
 
-- `INVITES_TASK_QUEUE` (default `invitations`): the workflow, mail, CRM and store activities,
-  and the Auth0 grant calls made when someone accepts (few, and a person is waiting).
-- `<task queue>-auth0`: the Auth0 look-up of every new invitation, under a per-second ceiling
-  (`INVITES_MAX_TASK_QUEUE_ACTIVITIES_PER_SECOND`), because Auth0 rate-limits per tenant and a
-  bulk import makes thousands of them.
+- `INVITES_TASK_QUEUE` (default `invitations`): the workflow, the mails after the first one,
+  the CRM events, and the grant made when someone accepts (few, and a person is waiting).
+- `<task queue>-auth0`: the Auth0 look-up and first mail of every new invitation, under a
+  per-second ceiling (`INVITES_MAX_TASK_QUEUE_ACTIVITIES_PER_SECOND`), because Auth0 rate-limits
+  per tenant and a bulk import makes thousands of them.
 """
 
 from __future__ import annotations
@@ -25,12 +25,11 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 from urllib3.util.retry import Retry
 
-from activities.auth0 import Auth0Activities
+from activities.auth0 import Auth0Users
 from activities.crm import CrmActivities, CrmBackend, HubSpotCrm, NoCrm, WebhookCrm
 from activities.first_mail import FirstMailActivities
 from activities.grant import GrantActivities
 from activities.mail import MailActivities, MailRenderer, MailSender, OutboxSender, SendGridSender
-from activities.store import StoreActivities
 from invites.auth0 import Auth0Management
 from invites.db.engine import create_engine
 from invites.db.migrate import upgrade
@@ -64,12 +63,10 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 
 @dataclass
 class Activities:
-    auth0: Auth0Activities
-    mail: MailActivities
-    crm: CrmActivities
-    store: StoreActivities
-    grant: GrantActivities
     first_mail: FirstMailActivities
+    mail: MailActivities
+    grant: GrantActivities
+    crm: CrmActivities
 
 
 @contextlib.asynccontextmanager
@@ -79,8 +76,7 @@ async def build_activities(settings: Settings) -> AsyncIterator[Activities]:
     await upgrade(settings.database_url)
     store = Store(engine)
     async with httpx.AsyncClient(timeout=settings.auth0_timeout) as http:
-        auth0 = Auth0Activities(Auth0Management(settings, http))
-        links = StoreActivities(store)
+        auth0 = Auth0Users(Auth0Management(settings, http))
         mail = MailActivities(
             _mail_sender(settings),
             store,
@@ -90,12 +86,10 @@ async def build_activities(settings: Settings) -> AsyncIterator[Activities]:
         )
         try:
             yield Activities(
-                auth0=auth0,
-                mail=mail,
-                crm=CrmActivities(_crm_backend(settings, http)),
-                store=links,
-                grant=GrantActivities(auth0, links),
                 first_mail=FirstMailActivities(auth0, mail),
+                mail=mail,
+                grant=GrantActivities(auth0, store),
+                crm=CrmActivities(_crm_backend(settings, http)),
             )
         finally:
             store.close()
@@ -125,29 +119,14 @@ def _crm_backend(settings: Settings, http: httpx.AsyncClient) -> CrmBackend:
 
 
 def build_workers(client: Client, settings: Settings, acts: Activities) -> list[Worker]:
-    # Granting happens while a person waits at login: those calls run on the main queue
-    # (dispatched with the workflow task), not behind a bulk import's look-ups on the Auth0
-    # queue. Both workers take the separate calls of versions 1 to 3 (version 1 sends them to
-    # the Auth0 queue); version 4's one call (`grant_access`) runs on the main queue only.
-    grants = [
-        acts.auth0.assign_roles,
-        acts.auth0.update_profile,
-        # Versions 1 and 2 (invitations accepted while they still run):
-        acts.auth0.merge_app_metadata,
-        acts.auth0.mark_email_verified,
-    ]
     main = Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[InvitationWorkflow],
         workflow_runner=WORKFLOW_RUNNER,
-        activities=[
-            acts.mail.send_mail,
-            acts.crm.publish_event,
-            acts.grant.grant_access,
-            acts.store.link_account,
-            *grants,
-        ],
+        # The grant runs here, not on the Auth0 queue: a person waits for it at login, and it
+        # must not queue behind a bulk import's look-ups.
+        activities=[acts.mail.send_mail, acts.grant.grant_access, acts.crm.publish_event],
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_cached_workflows=MAX_CACHED_WORKFLOWS,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
@@ -155,8 +134,7 @@ def build_workers(client: Client, settings: Settings, acts: Activities) -> list[
     auth0 = Worker(
         client,
         task_queue=auth0_task_queue(settings.task_queue),
-        # The look-up (versions 1 to 4), or the look-up with the first mail (from version 5).
-        activities=[acts.auth0.find_users_by_email, acts.first_mail.look_up_and_invite, *grants],
+        activities=[acts.first_mail.look_up_and_invite],
         max_concurrent_activities=MAX_CONCURRENT_AUTH0_ACTIVITIES,
         max_task_queue_activities_per_second=settings.max_task_queue_activities_per_second,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,

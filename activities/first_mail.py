@@ -1,15 +1,14 @@
-"""Version 5's first step: the Auth0 look-up and the invitation mail in one activity.
+"""The invitation's first step: the Auth0 look-up and the invitation mail, in one activity.
 
-Before, the look-up was an activity of its own and the mail another, with a workflow task
-between them: one activity and one workflow task fewer per invitation (six events and a
-billable action). It runs on the Auth0 queue, whose per-second ceiling paces the look-up; the
-mail went out right after each look-up before too, so first mails keep the same pace.
+It runs on the Auth0 queue, whose per-second ceiling paces the look-up (Auth0 rate-limits per
+tenant); the mail goes out right after each look-up, so first mails keep that pace. One
+activity instead of two saves a workflow task and its events per invitation.
 
 The mail is tried once here. A refusal for good comes back in the result (the workflow ends the
 invitation undeliverable), and so does a failure that may pass: the workflow then retries the
 mail as its own `send_mail` activity on the main queue, with the mail's policy, so an outage at
 SendGrid neither repeats the look-up nor holds the Auth0 queue's slots. A failed look-up is
-raised and retried as before (the Auth0 policy).
+raised and retried under the Auth0 policy.
 """
 
 from __future__ import annotations
@@ -17,22 +16,21 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.auth0 import Auth0Activities
+from activities.auth0 import Auth0Users
 from activities.heartbeat import heartbeating
 from activities.mail import MailActivities
-from invites.models import FirstInviteResult, LookupInput, MailInput
+from invites.models import FirstInviteResult, MailInput
 
 
 class FirstMailActivities:
-    def __init__(self, auth0: Auth0Activities, mail: MailActivities):
+    def __init__(self, auth0: Auth0Users, mail: MailActivities):
         self._auth0 = auth0
         self._mail = mail
 
     @activity.defn
     async def look_up_and_invite(self, inp: MailInput) -> FirstInviteResult:
         """Look the address up (sign-up or log-in), then send the invitation mail once."""
-        found = await self._auth0.find_users_by_email(LookupInput(email=inp.email))
-        hint = "login" if found.user_ids else "signup"
+        hint = "login" if await self._auth0.user_ids_by_email(inp.email) else "signup"
         try:
             async with heartbeating():
                 sent = await self._mail.send_mail(inp.model_copy(update={"screen_hint": hint}))
@@ -43,7 +41,7 @@ class FirstMailActivities:
         except Exception as err:
             # The database recording the mail, say. Its type only: a driver's message can quote
             # the statement's values (the mail's link), and this result is kept in history.
-            # `send_mail`'s own attempts then show the whole failure, as they always did.
+            # `send_mail`'s own attempts then show the whole failure.
             failed = type(err).__name__
         else:
             return FirstInviteResult(screen_hint=hint, mail=sent)

@@ -1,17 +1,13 @@
-"""Version 4's grant: the roles, the profile write and our account link in one activity.
+"""The grant: the roles, the profile write and our account link, in one activity.
 
-Three calls that a person waits for at login, run side by side in one activity instead of two
-Auth0 activities and a local activity: the run ends one workflow task after the acceptance
-instead of two or three, with four to seven events and two billable actions fewer in its
-history.
-
-The price is the retry unit. Every part runs to its end; when one failed and may succeed later,
-the whole activity is retried, and the parts that had succeeded find their work done (roles
-already held are not assigned again, a profile already written is not PATCHed again, the link
-is keyed): a retry repeats their reads, not their writes. A retry links first and calls Auth0
-only once the link is written (or refused for good), so while our database is away no attempt
-reaches Auth0. Only when every failure is final does the activity fail for good, with the first
-of them.
+A person waits at login for these three calls, so they run side by side in one activity (one
+round trip through Temporal, and the run ends one workflow task after it). The price is the
+retry unit: every part runs to its end, and when one failed and may succeed later the whole
+activity is retried. The parts that had succeeded then find their work done (roles already held
+are not assigned again, a profile already written is not PATCHed again, the link is keyed), so
+a retry repeats their reads, not their writes. A retry links first and calls Auth0 only once
+the link is written (or refused for good): while our database is away no attempt reaches
+Auth0. Only when every failure is final does the activity fail for good, with the first of them.
 """
 
 from __future__ import annotations
@@ -21,27 +17,26 @@ import asyncio
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.auth0 import Auth0Activities
+from activities.auth0 import Auth0Users
 from activities.heartbeat import heartbeating
-from activities.store import StoreActivities
-from invites.models import AssignRolesResult, GrantInput, GrantResult
-from invites.temporal import GRANT_ACTIVITY
+from invites.db.store import LinkConflict, Store
+from invites.models import GrantInput, GrantResult
 
 
 class GrantActivities:
-    def __init__(self, auth0: Auth0Activities, store: StoreActivities):
+    def __init__(self, auth0: Auth0Users, store: Store):
         self._auth0 = auth0
         self._store = store
 
-    @activity.defn(name=GRANT_ACTIVITY)
+    @activity.defn
     async def grant_access(self, inp: GrantInput) -> GrantResult:
         """Assign the roles, write the profile, link the account; each part idempotent."""
         async with heartbeating():
             if activity.info().attempt == 1:
                 roles, verified, linked = await asyncio.gather(
-                    self._assign(inp),
-                    self._auth0.update_profile(inp.profile),
-                    self._store.link_account(inp.link),
+                    self._auth0.assign_roles(inp.user_id, inp.roles),
+                    self._update_profile(inp),
+                    self._link(inp),
                     return_exceptions=True,
                 )
             else:
@@ -49,22 +44,36 @@ class GrantActivities:
                 # Auth0 is not asked again for parts that are done or wait on Auth0 themselves.
                 linked: bool | BaseException
                 try:
-                    linked = await self._store.link_account(inp.link)
+                    linked = await self._link(inp)
                 except Exception as err:
                     if may_pass(err):
                         raise
                     linked = err  # final (held by another account): the other parts still run
                 roles, verified = await asyncio.gather(
-                    self._assign(inp), self._auth0.update_profile(inp.profile), return_exceptions=True
+                    self._auth0.assign_roles(inp.user_id, inp.roles),
+                    self._update_profile(inp),
+                    return_exceptions=True,
                 )
         failures = [o for o in (roles, verified, linked) if isinstance(o, BaseException)]
         if failures:
             raise failure_to_report(failures)
-        assert not isinstance(roles, BaseException)  # narrowed above, for the type checker
-        return GrantResult(roles=roles, email_verified=bool(verified), linked=bool(linked))
+        assigned, already_had = roles  # type: ignore[misc]  # not an exception: checked above
+        return GrantResult(
+            assigned=assigned, already_had=already_had, email_verified=bool(verified), linked=bool(linked)
+        )
 
-    async def _assign(self, inp: GrantInput) -> AssignRolesResult | None:
-        return await self._auth0.assign_roles(inp.roles) if inp.roles else None
+    async def _update_profile(self, inp: GrantInput) -> bool:
+        return await self._auth0.update_profile(
+            inp.user_id, inp.invitation_id, inp.accepted_at, inp.app_metadata, inp.verify_email
+        )
+
+    async def _link(self, inp: GrantInput) -> bool:
+        """Associate the Auth0 account with the invitation's funnel data (keyed: once)."""
+        try:
+            return await self._store.link_account(inp.invitation_id, inp.user_id, inp.email, inp.accepted_at)
+        except LinkConflict as exc:
+            # The workflow accepts one user only; another one here means data was edited by hand.
+            raise ApplicationError(str(exc), type="LinkConflict", non_retryable=True) from None
 
 
 def failure_to_report(failures: list[BaseException]) -> BaseException:

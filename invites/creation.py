@@ -11,6 +11,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from temporalio.client import Client
 
@@ -25,7 +26,7 @@ from invites.ids import (
     new_invitation_id,
 )
 from invites.invitations import get_state, start_invitation
-from invites.models import WORKFLOW_VERSION, InvitationInput, InvitationState, Status
+from invites.models import EmailPolicy, InvitationInput, InvitationState, Status
 from invites.redemption import MAX_LIFETIME
 from invites.schemas import InvitationCreate
 from invites.settings import Settings
@@ -109,8 +110,8 @@ class Creator:
             record = await self.store.get_invitation(saved.invitation_id) or record
         settings = self.settings
         expires_in = timedelta(seconds=body.expires_in) if body.expires_in else settings.default_expires_in
-        reminders = body.reminders if body.reminders is not None else _seconds(settings.default_reminders)
-        return InvitationInput(
+        return workflow_input(
+            settings,
             invitation_id=record.id,
             email=str(body.email),
             roles=body.roles,
@@ -120,11 +121,8 @@ class Creator:
             locale=body.locale,
             created_at=record.created_at,
             expires_at=record.created_at + expires_in,
-            reminders=reminders,
-            email_policy=body.email_policy or settings.email_policy,
-            email_key=email_search_keys(settings, str(body.email))[0],
-            publish_events=settings.crm_backend != "none",
-            version=WORKFLOW_VERSION,
+            reminders=body.reminders,
+            email_policy=body.email_policy,
         )
 
     async def reissue(self, invitation_id: str) -> Created:
@@ -174,7 +172,6 @@ class Creator:
                 reissued_from=invitation_id,
                 email_key=email_search_keys(self.settings, old.email)[0],
                 publish_events=self.settings.crm_backend != "none",
-                version=WORKFLOW_VERSION,
             )
         )
 
@@ -183,6 +180,43 @@ class Creator:
         if started:
             return Created(state=InvitationState.of_new(inp), created=True)
         return Created(state=await get_state(self.temporal, inp.invitation_id), created=False)
+
+
+def workflow_input(
+    settings: Settings,
+    *,
+    invitation_id: str,
+    email: str,
+    created_at: datetime,
+    expires_at: datetime,
+    roles: list[str] | None = None,
+    app_metadata: dict[str, Any] | None = None,
+    external_ref: str | None = None,
+    crm_contact_id: str | None = None,
+    locale: str = "en",
+    reminders: list[int] | None = None,
+    email_policy: EmailPolicy | None = None,
+    reissued_from: str | None = None,
+) -> InvitationInput:
+    """The workflow's input, with what the settings decide: the default reminders and email
+    policy, the address's search key (hashed when payloads are encrypted), and whether the
+    transitions are published (only with a CRM or events sink)."""
+    return InvitationInput(
+        invitation_id=invitation_id,
+        email=email,
+        roles=roles or [],
+        app_metadata=app_metadata or {},
+        external_ref=external_ref,
+        crm_contact_id=crm_contact_id,
+        locale=locale,
+        created_at=created_at,
+        expires_at=expires_at,
+        reminders=reminders if reminders is not None else _seconds(settings.default_reminders),
+        email_policy=email_policy or settings.email_policy,
+        reissued_from=reissued_from,
+        email_key=email_search_keys(settings, email)[0],
+        publish_events=settings.crm_backend != "none",
+    )
 
 
 def request_fingerprint(body: InvitationCreate) -> str:

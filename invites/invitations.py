@@ -13,14 +13,16 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
+    RPCTimeoutOrCancelledError,
     WorkflowExecution,
     WorkflowExecutionStatus,
-    WorkflowFailureError,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -56,10 +58,13 @@ _REASONS = {r.value for r in Reason}
 QUERY_TIMEOUT = timedelta(seconds=10)
 # The Auth0 Action gives each webhook call 5 s (then retries once, same message). A redeem
 # answers within REDEEM_BUDGET: the update must be accepted within ACCEPT_BUDGET (else
-# InvitationBusy: a 503 the Action retries), then the grant is awaited for what is left (else
-# `grant: "pending"`, and the workflow keeps granting durably).
+# InvitationBusy: a 503 the Action retries), then the update's answer, which the workflow gives
+# once the grant is done or has failed, is awaited for what is left (else `grant: "pending"`,
+# and the workflow keeps granting durably).
 REDEEM_BUDGET = timedelta(seconds=3)
 ACCEPT_BUDGET = timedelta(seconds=2)
+# Past the budget, the roles of a still-granting invitation come from its state query, briefly.
+PENDING_QUERY_TIMEOUT = timedelta(seconds=1)
 
 
 def initial_search_attributes(inp: InvitationInput) -> TypedSearchAttributes:
@@ -157,7 +162,9 @@ async def redeem(
     deadline = asyncio.get_running_loop().time() + budget.total_seconds()
     try:
         async with asyncio.timeout(min(ACCEPT_BUDGET, budget).total_seconds()):
-            result = await handle.execute_update(REDEEM, req, result_type=RedeemResult)
+            update = await handle.start_update(
+                REDEEM, req, wait_for_stage=WorkflowUpdateStage.ACCEPTED, result_type=RedeemResult
+            )
     except TimeoutError:
         raise InvitationBusy(f"{invitation_id} did not take the redeem in time") from None
     except WorkflowUpdateFailedError as err:
@@ -166,9 +173,16 @@ async def redeem(
         if not await _is_closed(handle, err):
             raise _not_found_or(err, invitation_id) from None
     else:
-        if result.grant != "pending":
-            return result
-        return await _granted(handle, result, deadline)
+        # Accepted (or rejected by the validator, whose answer is already known): the workflow
+        # answers once the grant is done or has failed; past the budget, `pending` is the truth.
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await update.result()
+        except WorkflowUpdateFailedError as err:
+            raise _rejection(err) from None
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            # The SDK reports the poll cut short by the deadline as its own error, not a timeout.
+            return await _still_granting(handle, invitation_id)
     # The workflow has ended: answer from its final state with the validator's own rules.
     final = await _final_state(handle, invitation_id)
     reason = redeem_rejection(final, req, now or datetime.now(UTC))
@@ -179,50 +193,14 @@ async def redeem(
     return RedeemResult(invitation_id=final.invitation_id, roles=final.roles, grant=final.grant or "pending")
 
 
-async def _granted(
-    handle: WorkflowHandle[Any, InvitationState], accepted: RedeemResult, deadline: float
-) -> RedeemResult:
-    """Wait until `deadline` for the grant, with no timer in the workflow: for the grant
-    activity's completion in history (from version 4) or the run's end (an accepted run ends
-    once its grant is done or has failed for good), whichever the client sees first."""
-    followed = asyncio.ensure_future(_grant_completed(handle))
-    ended = asyncio.ensure_future(handle.result())
+async def _still_granting(handle: WorkflowHandle[Any, InvitationState], invitation_id: str) -> RedeemResult:
+    """The answer for an accepted invitation whose grant outlasts the budget: its roles, from the
+    state query (the workflow keeps granting durably)."""
     try:
-        async with asyncio.timeout_at(deadline):
-            await asyncio.wait((followed, ended), return_when=asyncio.FIRST_COMPLETED)
-            if not ended.done() and not followed.exception() and followed.result():
-                return accepted.model_copy(update={"grant": "done"})
-            final = await ended
-    except (TimeoutError, RPCError, WorkflowFailureError):
-        return accepted  # still granting (or the run was stopped by hand): `pending` is the truth
-    finally:
-        for waiting in (followed, ended):
-            waiting.cancel()
-        # Retrieved, so that a follow the server refused is not reported as never retrieved.
-        await asyncio.gather(followed, ended, return_exceptions=True)
-    return accepted.model_copy(update={"grant": final.grant or "pending"})
-
-
-async def _grant_completed(handle: WorkflowHandle[Any, InvitationState]) -> bool:
-    """Follow the run's history until `grant_access` completes (True) or the run closes (False:
-    a grant that failed for good, or a version before 4, whose grant was several activities).
-
-    The completion event is the grant done: the workflow records it in its next task, which
-    also ends the run (and, with a CRM, first publishes the acceptance), and the person at the
-    login does not wait for that task. Temporal's time-skipping test server cannot follow a
-    running history (it answers an error); the run's end answers there."""
-    grants: set[int] = set()
-    async for event in handle.fetch_history_events(wait_new_event=True):
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            scheduled = event.activity_task_scheduled_event_attributes
-            if scheduled.activity_type.name == names.GRANT_ACTIVITY:
-                grants.add(event.event_id)
-        elif (
-            event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
-            and event.activity_task_completed_event_attributes.scheduled_event_id in grants
-        ):
-            return True
-    return False
+        state = await handle.query(STATE, result_type=InvitationState, rpc_timeout=PENDING_QUERY_TIMEOUT)
+    except (RPCError, WorkflowQueryFailedError, RPCTimeoutOrCancelledError):
+        raise InvitationBusy(f"{invitation_id} is granting; its roles could not be read in time") from None
+    return RedeemResult(invitation_id=invitation_id, roles=state.roles, grant="pending")
 
 
 async def extend(client: Client, invitation_id: str, expires_at: datetime) -> InvitationState:

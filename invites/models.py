@@ -48,11 +48,6 @@ class _Model(BaseModel):
 # --- workflow input, state and messages ---------------------------------------------------
 
 
-# The InvitationWorkflow behaviour new invitations get (see InvitationInput.version). Workers
-# must know a version before any starter uses it: deploy workers first.
-WORKFLOW_VERSION = 6
-
-
 class InvitationInput(_Model):
     """What `InvitationWorkflow` is started with. Funnel `data` stays in the database."""
 
@@ -72,12 +67,8 @@ class InvitationInput(_Model):
     # encrypted (computed by the starter, which has the keys; see invites/codec.py).
     email_key: str | None = None
     # False when no CRM / events sink is configured (INVITES_CRM_BACKEND=none): transitions
-    # are then not published at all. True by default so older inputs keep their behaviour.
+    # are then not published at all (no activity, no history events).
     publish_events: bool = True
-    # Which behaviour of InvitationWorkflow this run follows (`workflows/invitation.py`,
-    # "Versions"). Starters set WORKFLOW_VERSION; inputs recorded before the field existed read
-    # as 1, so running invitations replay the commands they were started with.
-    version: int = 1
 
     @property
     def email_search_value(self) -> str:
@@ -154,7 +145,7 @@ class RevokeInput(_Model):
 
 
 class ResendInput(_Model):
-    rotate: bool = False
+    rotate: bool = Field(False, strict=True, description="Make earlier links answer stale_link.")
 
 
 class ExtendInput(_Model):
@@ -162,14 +153,6 @@ class ExtendInput(_Model):
 
 
 # --- activity inputs and results -----------------------------------------------------------
-
-
-class LookupInput(_Model):
-    email: str
-
-
-class LookupResult(_Model):
-    user_ids: list[str]
 
 
 class MailInput(_Model):
@@ -196,9 +179,9 @@ class MailResult(_Model):
 
 
 class FirstInviteResult(_Model):
-    """Version 5's look-up and first mail. `mail` is None when the mail was not sent: refused
-    for good (`refused`: the invitation is undeliverable) or failed for now (`failed`: the
-    workflow retries it as `send_mail`)."""
+    """`look_up_and_invite`'s answer. `mail` is None when the mail was not sent: refused for
+    good (`refused`: the invitation is undeliverable) or failed for now (`failed`: the workflow
+    retries it as `send_mail`)."""
 
     screen_hint: Literal["signup", "login"]
     mail: MailResult | None = None
@@ -206,57 +189,26 @@ class FirstInviteResult(_Model):
     failed: str | None = None
 
 
-class AssignRolesInput(_Model):
-    user_id: str
-    roles: list[str]
+class GrantInput(_Model):
+    """`grant_access`: the roles, the profile write and our account link, for one acceptance.
 
+    `email` is the account's address (kept with the link); `verify_email` is the invited
+    address, set when the account signed in with it unverified (the mail proved the person
+    reads it), and marked verified only while it is still the account's address.
+    """
 
-class AssignRolesResult(_Model):
-    assigned: list[str]
-    already_had: list[str]
-
-
-class MergeMetadataInput(_Model):
-    user_id: str
-    invitation_id: str
-    accepted_at: datetime
-    app_metadata: dict[str, Any] = {}
-
-
-class VerifyEmailInput(_Model):
-    user_id: str
-    email: str
-
-
-class UpdateProfileInput(_Model):
-    """Version 3's one profile write: the app_metadata merge and, when `verify_email` is set and
-    is still the account's address, `email_verified` (one read and one PATCH in all)."""
-
-    user_id: str
-    invitation_id: str
-    accepted_at: datetime
-    app_metadata: dict[str, Any] = {}
-    verify_email: str | None = None
-
-
-class LinkAccountInput(_Model):
     invitation_id: str
     user_id: str
     email: str | None
     accepted_at: datetime
-
-
-class GrantInput(_Model):
-    """Version 4's one grant call: the roles (None when the invitation grants none), the profile
-    write and our account link, run side by side in one activity (`grant_access`)."""
-
-    roles: AssignRolesInput | None = None
-    profile: UpdateProfileInput
-    link: LinkAccountInput
+    roles: list[str] = []
+    app_metadata: dict[str, Any] = {}
+    verify_email: str | None = None
 
 
 class GrantResult(_Model):
-    roles: AssignRolesResult | None = None
+    assigned: list[str] = []
+    already_had: list[str] = []
     email_verified: bool = False
     linked: bool = False
 

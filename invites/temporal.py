@@ -10,9 +10,6 @@ from invites.codec import build_data_converter
 from invites.settings import Settings
 
 WORKFLOW_TYPE = "InvitationWorkflow"
-# The activity that grants access on acceptance (workflow version 4 on): a redeem's answer
-# waits for its completion in history (invites.invitations).
-GRANT_ACTIVITY = "grant_access"
 
 STATUS = SearchAttributeKey.for_keyword("InvitationStatus")
 EMAIL = SearchAttributeKey.for_keyword("InvitationEmail")

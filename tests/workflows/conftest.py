@@ -24,7 +24,8 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from invites import invitations
-from invites.codec import build_data_converter, email_search_keys
+from invites.codec import build_data_converter
+from invites.creation import workflow_input
 from invites.db.engine import create_engine
 from invites.db.migrate import upgrade
 from invites.db.records import InvitationRecord
@@ -32,8 +33,7 @@ from invites.db.store import Store
 from invites.ids import new_invitation_id
 from invites.invitations import start_invitation
 from invites.models import (
-    WORKFLOW_VERSION,
-    InvitationInput,
+    EmailPolicy,
     InvitationState,
     RedeemInput,
     RedeemResult,
@@ -79,27 +79,24 @@ class Stack:
         roles: tuple[str, ...] = ("customer",),
         expires_in: timedelta = 14 * DAY,
         reminders: tuple[timedelta, ...] = (3 * DAY, 7 * DAY),
-        email_policy: str = "match",
+        email_policy: EmailPolicy = "match",
         app_metadata: dict[str, Any] | None = None,
         data: dict[str, Any] | None = None,
         external_ref: str | None = None,
-        version: int = WORKFLOW_VERSION,
     ) -> WorkflowHandle[Any, InvitationState]:
-        """What the API does: store the funnel data, then start the workflow (`version`: an
-        older behaviour, as invitations started before a change still run it)."""
+        """What the API does: store the funnel data, then start the workflow."""
         now = await self.now()
-        inp = InvitationInput(
+        inp = workflow_input(
+            self.settings,
             invitation_id=new_invitation_id(),
             email=email,
             roles=list(roles),
-            app_metadata=app_metadata or {},
+            app_metadata=app_metadata,
             external_ref=external_ref,
             created_at=now,
             expires_at=now + expires_in,
             reminders=[int(r.total_seconds()) for r in reminders],
             email_policy=email_policy,
-            email_key=email_search_keys(self.settings, email)[0],
-            version=version,
         )
         await self.store.save_invitation(
             InvitationRecord(
@@ -171,8 +168,7 @@ async def stack_state_or_result(handle: WorkflowHandle[Any, InvitationState]) ->
 
 
 async def _busy(handle: WorkflowHandle[Any, InvitationState]) -> bool:
-    """Still starting (no mail out yet), with an activity in flight, or in a workflow task (a
-    local activity, the account link, runs inside one)."""
+    """Still starting (no mail out yet), with an activity or a workflow task in flight."""
     description = await handle.describe()
     if description.status != WorkflowExecutionStatus.RUNNING:
         return False
@@ -254,7 +250,8 @@ async def record_histories(stack: Stack, name: str) -> None:
         if (await handle.describe()).status != WorkflowExecutionStatus.COMPLETED:
             continue  # only complete histories are kept
         history = await handle.fetch_history()
-        (HISTORIES / f"{name.removeprefix('test_')}-{index}.json").write_text(history.to_json())
+        stem = re.sub(r"\W+", "-", name.removeprefix("test_")).strip("-")
+        (HISTORIES / f"{stem}-{index}.json").write_text(history.to_json())
 
 
 @contextlib.asynccontextmanager

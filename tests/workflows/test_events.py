@@ -111,7 +111,6 @@ async def test_a_crm_outage_holds_neither_the_mail_nor_the_grant_and_the_events_
 
 
 async def test_an_event_the_crm_refuses_for_good_is_skipped_and_the_invitation_goes_on(events_stack):
-    """Before version 6 a refusal for good failed the whole invitation."""
     stack: Stack
     stack, receiver = events_stack
     receiver.refused = {"invitation.sent"}
