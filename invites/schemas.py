@@ -22,7 +22,17 @@ from pydantic import (
     model_validator,
 )
 
-from invites.models import EmailPolicy, GrantState, InvitationState, Status
+from invites.models import (
+    EmailPolicy,
+    GrantState,
+    InvitationState,
+    RedeemConnection,
+    RedeemResult,
+    RedeemUser,
+    ResendInput,
+    RevokeInput,
+    Status,
+)
 
 MAX_DATA_BYTES = 64 * 1024
 MAX_APP_METADATA_BYTES = 16 * 1024
@@ -189,12 +199,16 @@ class InvitationPage(BaseModel):
     next_page_token: str | None = Field(None, description="Pass as page_token for the next page.")
 
 
-class RevokeRequest(_Input):
-    reason: str = Field("", max_length=500)
+class RevokeRequest(RevokeInput):
+    """The `revoke` signal's input, as the API takes it (unknown fields refused)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
-class ResendRequest(_Input):
-    rotate: bool = Field(False, strict=True, description="Make earlier links answer stale_link.")
+class ResendRequest(ResendInput):
+    """The `resend` signal's input, as the API takes it (unknown fields refused)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class ExtendRequest(_Input):
@@ -210,22 +224,6 @@ class ExtendRequest(_Input):
         return self
 
 
-class WebhookUser(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    user_id: str = Field(min_length=1, max_length=256)
-    email: str | None = Field(None, max_length=320)
-    email_verified: bool = False
-    name: str | None = Field(None, max_length=512)
-
-
-class WebhookConnection(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    name: str = Field("", max_length=256)
-    strategy: str = Field("", max_length=64)
-
-
 class RedeemWebhook(BaseModel):
     """The body the Auth0 Action posts after a login that carried an invitation."""
 
@@ -233,16 +231,13 @@ class RedeemWebhook(BaseModel):
 
     type: Literal["invitation.redeem"]
     invitation: str = Field(min_length=1, max_length=256)
-    user: WebhookUser
-    connection: WebhookConnection = WebhookConnection()
+    user: RedeemUser
+    connection: RedeemConnection = RedeemConnection()
     is_new_user: bool = False
 
 
-class RedeemAccepted(BaseModel):
-    result: Literal["accepted"] = "accepted"
-    invitation_id: str
-    roles: list[str]
-    grant: GrantState
+class RedeemAccepted(RedeemResult):
+    """The webhook's answer to an accepted redemption: the `redeem` update's result."""
 
 
 class RedeemRejected(BaseModel):

@@ -1,5 +1,5 @@
-"""Async engines for SQLite (embedded default) and PostgreSQL (production), and the SQLite
-connection setup that the store's synchronous twin engine shares (`invites.db.transactions`)."""
+"""Async engines for SQLite (embedded default) and PostgreSQL (production), with the SQLite
+connection setup: WAL, a busy timeout, foreign keys, and `BEGIN IMMEDIATE` for writes."""
 
 from __future__ import annotations
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-MailKind = Literal["invite", "reminder"]
+from invites.models import MailKind
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -31,18 +31,18 @@ from invites.db.records import (
     WebhookReceipt,
 )
 from invites.db.tables import AccountLink, Invitation, Mail, WebhookReceiptRow
-from invites.db.transactions import transactions_for
+from invites.db.transactions import Transactions
 
 
 class Store:
     """Invitations' funnel data, account links, the local mail outbox and webhook receipts.
 
     Each method is one transaction, written as a synchronous function of a `Session` and run
-    by `invites.db.transactions` (in the event loop on PostgreSQL, in a thread on SQLite).
+    by `invites.db.transactions`.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._tx = transactions_for(engine)
+        self._tx = Transactions(engine)
         # Built once: an INSERT whose values come as parameters is compiled once and cached,
         # where `.values(...)` per call costs a new statement and its cache key every time.
         insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert

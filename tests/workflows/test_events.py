@@ -83,7 +83,7 @@ async def test_each_transition_is_delivered_signed_once_and_without_the_token(ev
 
 
 async def test_a_crm_outage_holds_neither_the_mail_nor_the_grant_and_the_events_follow_in_order(events_stack):
-    """Version 6 publishes aside: with the sink down from the start, the invitation mail still
+    """Events are published aside: with the sink down from the start, the invitation mail still
     goes out and the login is still granted; once the sink is back, every transition arrives,
     once each, in the order it happened, and only then does the run end."""
     stack: Stack

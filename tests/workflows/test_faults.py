@@ -115,7 +115,7 @@ async def test_grant_retries_do_not_assign_roles_twice(stack: Stack):
 
 
 async def test_a_first_mail_that_fails_is_retried_on_the_main_queue_without_a_second_look_up(stack: Stack):
-    """Version 5 tries the first mail once inside the look-up's activity (on the Auth0 queue);
+    """The first mail is tried once inside the look-up's activity (on the Auth0 queue);
     a failure that may pass is retried as `send_mail` on the main queue, the look-up not again."""
     stack.sendgrid.faults.status(MAIL_SEND, 503, times=1)
     async with stack.worker():

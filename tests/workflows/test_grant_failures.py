@@ -57,7 +57,7 @@ async def test_a_link_held_by_another_account_fails_the_grant_and_changes_nothin
 
 
 async def test_a_part_that_may_still_pass_is_retried_before_a_final_failure_is_reported(stack: Stack):
-    """Version 4's one grant call: the roles fail for good while the profile write fails for a
+    """The one grant call: the roles fail for good while the profile write fails for a
     while; the call is retried until the profile is written, then the grant fails with the
     final reason (the retry repeats the roles' read, never a write that had landed)."""
     patch = "PATCH /api/v2/users/{id}"
