@@ -72,7 +72,6 @@ def create_app(
             try:
                 yield
             finally:
-                store.close()
                 await engine.dispose()
 
     app = FastAPI(

@@ -51,10 +51,6 @@ class Store:
         self._insert_mail = _insert_new(insert, Mail.__table__, "id")
         self._insert_receipt = _insert_new(insert, WebhookReceiptRow.__table__, "webhook_id")
 
-    def close(self) -> None:
-        """Stop the threads and connections the store opened itself (the engine is the caller's)."""
-        self._tx.close()
-
     async def ping(self) -> None:
         """Return when the database answers; raise (a SQLAlchemy or OS error) when it does not."""
         await self._tx.read(lambda session: session.execute(text("SELECT 1")))

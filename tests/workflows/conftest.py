@@ -270,5 +270,4 @@ async def _stack(env: WorkflowEnvironment, tmp_path: Path, overrides: dict[str, 
             client = Client(**{**env.client.config(), "data_converter": build_data_converter(settings)})
             yield Stack(env, client, settings, store, auth0, sendgrid, hubspot)
         finally:
-            store.close()
             await engine.dispose()
