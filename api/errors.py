@@ -15,9 +15,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import RPCTimeoutOrCancelledError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from invites.auth0 import Auth0TokenError
+from invites.creation import MissingFunnelData, NotReissuable
+from invites.errors import unavailable as dependency_down
+from invites.invitations import InvitationNotFound, InvitationRejected
+from invites.models import Reason
+from invites.redemption import GONE
 from invites.schemas import ErrorBody
 
 log = logging.getLogger("invites.api")
@@ -37,12 +42,8 @@ UNAVAILABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
         },
     }
 }
-_UNAVAILABLE = {
-    RPCStatusCode.UNAVAILABLE,
-    RPCStatusCode.DEADLINE_EXCEEDED,
-    RPCStatusCode.RESOURCE_EXHAUSTED,
-    RPCStatusCode.CANCELLED,
-}
+# The core's typed refusals, each answered through `refusal` (ops routes let them propagate).
+REFUSALS = (InvitationNotFound, InvitationRejected, NotReissuable, MissingFunnelData)
 
 
 class ApiError(Exception):
@@ -63,12 +64,34 @@ def unavailable(what: str) -> ApiError:
     )
 
 
+def refusal(exc: Exception) -> ApiError:
+    """A refusal of the core (one of REFUSALS) as the API answers it: the one table of statuses."""
+    if isinstance(exc, InvitationNotFound):
+        return ApiError(404, "not_found", f"No invitation {exc.invitation_id}.")
+    if isinstance(exc, MissingFunnelData):
+        return ApiError(404, "not_found", str(exc))
+    if isinstance(exc, NotReissuable):
+        return ApiError(409, "not_reissuable", str(exc))
+    if isinstance(exc, InvitationRejected):
+        if exc.reason == Reason.INVALID_EXPIRY:
+            return ApiError(422, exc.reason, str(exc))
+        return ApiError(410 if exc.reason in GONE else 409, exc.reason, str(exc))
+    raise TypeError(f"not a refusal: {exc!r}")
+
+
 def install(app: FastAPI) -> None:
     _document_error_bodies(app)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    async def _refused(_: Request, exc: Exception) -> JSONResponse:
+        error = refusal(exc)
+        return error_response(error.status, error.code, error.message)
+
+    for refused in REFUSALS:
+        app.add_exception_handler(refused, _refused)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -90,8 +113,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RPCError)
     async def _temporal(_: Request, exc: RPCError) -> JSONResponse:
-        if exc.status in _UNAVAILABLE:
-            # RESOURCE_EXHAUSTED includes Temporal's limit of in-flight updates per workflow.
+        if dependency_down(exc) is not None:
             return error_response(
                 503,
                 "unavailable",

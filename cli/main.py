@@ -15,15 +15,23 @@ import os
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
 from bench.main import bench
 from invites.models import Status
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+    from cli.ops import Ops
+    from invites.creation import Created
+    from invites.models import InvitationState
 
 # The verbs import the Temporal SDK, SQLAlchemy and auth0 inside their bodies: `--help` and
 # usage errors answer at once, without loading them.
@@ -177,9 +185,10 @@ def show(invitation_id: InvitationId, json_output: JsonFlag = False) -> None:
     from cli import ops as cli_ops
     from cli import output as cli_output
     from cli.timeline import timeline
+    from invites.invitations import get_state
 
     async def run(ops: cli_ops.Ops) -> None:
-        state = await cli_ops.state_of(ops, invitation_id)
+        state = await get_state(ops.temporal, invitation_id)
         moments = await timeline(ops.temporal, state)
         mails = await cli_ops.mails_of(ops, invitation_id)
         if json_output:
@@ -213,8 +222,6 @@ def create(
     json_output: JsonFlag = False,
 ) -> None:
     """Invite a person: store the data and start the invitation (the API's create, from the shell)."""
-    from cli import ops as cli_ops
-    from cli import output as cli_output
     from invites.schemas import InvitationCreate
 
     fields: dict[str, Any] = {"email": email.strip(), "roles": role or [], "data": _pairs(data or [])}
@@ -230,13 +237,10 @@ def create(
         message = str(first["msg"]).removeprefix("Value error, ")
         raise typer.BadParameter(message, param_hint=CREATE_OPTIONS.get(field, field)) from None
 
-    async def run(ops: cli_ops.Ops) -> None:
-        outcome = await cli_ops.create(ops, body)
-        if json_output:
-            cli_output.print_json({**cli_output.invitation_json(outcome.state), "created": outcome.created})
-        else:
-            title = "Created:" if outcome.created else "Already existed (the same request was made before):"
-            cli_output.print_invitation(outcome.state, title)
+    async def run(ops: Ops) -> None:
+        outcome = await ops.creator.create(body)
+        again = "Already existed (the same request was made before):"
+        _print_created(outcome, "Created:" if outcome.created else again, json_output)
 
     _run(run, as_json=json_output, database=True, auth0=True)
 
@@ -261,17 +265,19 @@ def revoke(
     json_output: JsonFlag = False,
 ) -> None:
     """Withdraw a pending invitation: its link stops working."""
-    from cli import ops as cli_ops
+    from invites import steering
 
     if len(reason) > 500:
         raise typer.BadParameter("at most 500 characters", param_hint="--reason")
-
-    async def run(ops: cli_ops.Ops) -> None:
-        state = await cli_ops.revoke(ops, invitation_id, reason)
-        pending = "Revocation sent; the workflow applies it shortly:"
-        _print_state(state, "Revoked:" if state.status == Status.REVOKED else pending, json_output)
-
-    _run(run, as_json=json_output)
+    _steer(
+        lambda client: steering.revoke(client, invitation_id, reason),
+        lambda state: (
+            "Revoked:"
+            if state.status == Status.REVOKED
+            else "Revocation sent; the workflow applies it shortly:"
+        ),
+        json_output,
+    )
 
 
 @app.command()
@@ -281,13 +287,13 @@ def resend(
     json_output: JsonFlag = False,
 ) -> None:
     """Send the invitation mail again (the same link stays valid unless --rotate)."""
-    from cli import ops as cli_ops
+    from invites import steering
 
-    async def run(ops: cli_ops.Ops) -> None:
-        state = await cli_ops.resend(ops, invitation_id, rotate)
-        _print_state(state, "Resend requested:", json_output)
-
-    _run(run, as_json=json_output)
+    _steer(
+        lambda client: steering.resend(client, invitation_id, rotate),
+        lambda _: "Resend requested:",
+        json_output,
+    )
 
 
 @app.command()
@@ -297,39 +303,52 @@ def extend(
     json_output: JsonFlag = False,
 ) -> None:
     """Push a pending invitation's expiry N days later (at most 90 days from now)."""
-    from cli import ops as cli_ops
+    from invites import steering
 
-    async def run(ops: cli_ops.Ops) -> None:
-        state = await cli_ops.extend(ops, invitation_id, days)
-        _print_state(state, "Extended:", json_output)
-
-    _run(run, as_json=json_output)
+    _steer(
+        lambda client: steering.extend_by(client, invitation_id, timedelta(days=days)),
+        lambda _: "Extended:",
+        json_output,
+    )
 
 
 @app.command()
 def reissue(invitation_id: InvitationId, json_output: JsonFlag = False) -> None:
     """A new invitation with the same data for an expired, revoked or undeliverable one."""
-    from cli import ops as cli_ops
-    from cli import output as cli_output
 
-    async def run(ops: cli_ops.Ops) -> None:
-        outcome = await cli_ops.reissue(ops, invitation_id)
-        if json_output:
-            cli_output.print_json({**cli_output.invitation_json(outcome.state), "created": outcome.created})
-        else:
-            title = "Reissued as:" if outcome.created else "Reissued before, as:"
-            cli_output.print_invitation(outcome.state, title)
+    async def run(ops: Ops) -> None:
+        outcome = await ops.creator.reissue(invitation_id)
+        _print_created(outcome, "Reissued as:" if outcome.created else "Reissued before, as:", json_output)
 
     _run(run, as_json=json_output, database=True, auth0=True)
 
 
-def _print_state(state: Any, title: str, json_output: bool) -> None:
+def _steer(
+    step: Callable[[Client], Awaitable[InvitationState]],
+    title: Callable[[InvitationState], str],
+    json_output: bool,
+) -> None:
+    """Run one steering call on the Temporal client; print the state it answers with, titled."""
+    from cli import output as cli_output
+
+    async def run(ops: Ops) -> None:
+        state = await step(ops.temporal)
+        if json_output:
+            cli_output.print_json(cli_output.invitation_json(state))
+        else:
+            cli_output.print_invitation(state, title(state))
+
+    _run(run, as_json=json_output)
+
+
+def _print_created(outcome: Created, title: str, json_output: bool) -> None:
+    """A create's or reissue's outcome: the invitation, and whether this call made it."""
     from cli import output as cli_output
 
     if json_output:
-        cli_output.print_json(cli_output.invitation_json(state))
+        cli_output.print_json({**cli_output.invitation_json(outcome.state), "created": outcome.created})
     else:
-        cli_output.print_invitation(state, title)
+        cli_output.print_invitation(outcome.state, title)
 
 
 # --- import ---------------------------------------------------------------------------------

@@ -1,34 +1,32 @@
-"""What the `invites` CLI does, without the printing: connect, list, read, steer, create.
+"""What the `invites` CLI does besides printing: connect, list, read mails, report failures.
 
 It talks to Temporal and the database directly, with the worker's own settings, and goes through
-the same core calls as the API (`invites.invitations`, `invites.creation`). Refusals come out as
-`Refused(code)`, with the API's reason codes; a dependency that does not answer as `Unavailable`.
+the same core calls as the API (`invites.invitations`, `invites.steering`, `invites.creation`).
+`refusal` turns the core's typed refusals into `Refused(code, message)`, with the API's reason
+codes; `unavailable` says which dependency did not answer (nothing was decided: try again).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, timedelta
 
 import httpx
-from auth0.management.core.api_error import ApiError as Auth0ApiError
 from sqlalchemy.exc import OperationalError
-from temporalio.client import Client, RPCTimeoutOrCancelledError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
 
-from invites import invitations
-from invites.auth0 import Auth0Management, Auth0TokenError, UnknownRoles
-from invites.creation import Created, Creator, IdempotencyConflict, MissingFunnelData, NotReissuable
+from invites import errors, invitations
+from invites.auth0 import Auth0Management, UnknownRoles
+from invites.creation import Creator, IdempotencyConflict, MissingFunnelData, NotReissuable
 from invites.db.engine import create_engine
 from invites.db.migrate import upgrade
 from invites.db.records import OutboxMail
 from invites.db.store import Store
 from invites.invitations import InvitationNotFound, InvitationRejected, get_state
-from invites.models import InvitationState, Reason, Status
-from invites.schemas import InvitationCreate, InvitationSummary
+from invites.models import InvitationState
+from invites.schemas import InvitationSummary
 from invites.settings import Settings
 from invites.temporal import build_temporal_client
 
@@ -38,31 +36,15 @@ STATE_LOOKUP_CONCURRENCY = 10
 # A running invitation answers its state query through a worker; without one, give up on the
 # extra column after this long rather than hang the listing.
 STATE_LOOKUP_BUDGET_S = 10.0
-# Signals are asynchronous: wait this long for the workflow to apply one before answering.
-SETTLE_WAIT_S = 2.0
-SETTLE_POLL_S = 0.1
 MAILS_SHOWN = 50
 
-ENDED = {
-    Status.ACCEPTED: Reason.ALREADY_REDEEMED.value,
-    Status.EXPIRED: Reason.EXPIRED.value,
-    Status.REVOKED: Reason.REVOKED.value,
-    Status.UNDELIVERABLE: Reason.UNDELIVERABLE.value,
-}
-_TRANSIENT_RPC = {
-    RPCStatusCode.UNAVAILABLE,
-    RPCStatusCode.DEADLINE_EXCEEDED,
-    RPCStatusCode.RESOURCE_EXHAUSTED,
-    RPCStatusCode.CANCELLED,
-}
 
+@dataclass(frozen=True)
+class Refused:
+    """A refusal as the CLI reports it: `code` is the reason code the API answers with."""
 
-class Refused(Exception):
-    """The operation was refused; `code` is the reason code the API would answer with."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
+    code: str
+    message: str
 
 
 class Unavailable(Exception):
@@ -71,8 +53,6 @@ class Unavailable(Exception):
 
 def refusal(exc: BaseException) -> Refused | None:
     """The typed refusals of the core, as reason codes; None for anything else."""
-    if isinstance(exc, Refused):
-        return exc
     if isinstance(exc, InvitationNotFound):
         return Refused("not_found", f"There is no invitation {exc.invitation_id}.")
     if isinstance(exc, InvitationRejected):
@@ -90,19 +70,7 @@ def refusal(exc: BaseException) -> Refused | None:
 
 def unavailable(exc: BaseException) -> str | None:
     """What did not answer, as a sentence, when `exc` says a dependency is down; None otherwise."""
-    if isinstance(exc, Unavailable):
-        return str(exc)
-    if isinstance(exc, RPCError) and exc.status in _TRANSIENT_RPC:
-        return f"Temporal did not answer ({exc.status.name}); try again shortly."
-    if isinstance(exc, RPCTimeoutOrCancelledError):
-        return "Temporal did not answer in time; try again shortly."
-    if isinstance(exc, OperationalError):
-        return f"The database did not answer ({type(exc.orig or exc).__name__}); try again shortly."
-    if isinstance(exc, httpx.HTTPError | Auth0TokenError):
-        return "Auth0 did not answer; try again shortly."
-    if isinstance(exc, Auth0ApiError) and (exc.status_code or 500) in (429, *range(500, 600)):
-        return f"Auth0 answered {exc.status_code}; try again shortly."
-    return None
+    return str(exc) if isinstance(exc, Unavailable) else errors.unavailable(exc)
 
 
 @dataclass
@@ -142,7 +110,6 @@ async def connect(settings: Settings, *, database: bool = False, auth0: bool = F
             engine = create_engine(settings.database_url)
             stack.push_async_callback(engine.dispose)
             ops.store = Store(engine)
-            stack.callback(ops.store.close)
         if auth0:
             http = await stack.enter_async_context(httpx.AsyncClient(timeout=settings.auth0_timeout))
             ops.auth0 = Auth0Management(settings, http)
@@ -202,62 +169,3 @@ async def mails_of(ops: Ops, invitation_id: str) -> list[OutboxMail]:
         return []
     mails = await ops.store.list_outbox(limit=MAILS_SHOWN, invitation_id=invitation_id)
     return sorted(mails, key=lambda m: (m.sent_at, m.id))
-
-
-# --- steer ----------------------------------------------------------------------------------
-
-
-async def state_of(ops: Ops, invitation_id: str) -> InvitationState:
-    return await get_state(ops.temporal, invitation_id)
-
-
-def only_pending(state: InvitationState, verb: str) -> InvitationState:
-    """Refuse an operation on an ended invitation with its reason code, as the API does."""
-    if state.status == Status.PENDING:
-        return state
-    hint = "." if state.status == Status.ACCEPTED else "; reissue it to invite the person again."
-    raise Refused(
-        ENDED[state.status], f"The invitation is {state.status.value}, so it cannot be {verb}{hint}"
-    )
-
-
-async def revoke(ops: Ops, invitation_id: str, reason: str) -> InvitationState:
-    only_pending(await state_of(ops, invitation_id), "revoked")
-    await invitations.revoke(ops.temporal, invitation_id, reason)
-    state = await settled(ops, invitation_id, lambda s: s.status != Status.PENDING)
-    if state.status not in (Status.PENDING, Status.REVOKED):  # accepted or expired meanwhile
-        only_pending(state, "revoked")
-    return state
-
-
-async def resend(ops: Ops, invitation_id: str, rotate: bool) -> InvitationState:
-    before = only_pending(await state_of(ops, invitation_id), "resent")
-    await invitations.resend(ops.temporal, invitation_id, rotate)
-    return await settled(
-        ops, invitation_id, lambda s: s.mails_sent > before.mails_sent or s.status != Status.PENDING
-    )
-
-
-async def extend(ops: Ops, invitation_id: str, days: int) -> InvitationState:
-    """Push the expiry `days` later than it is now (the workflow caps it at 90 days from now)."""
-    state = only_pending(await state_of(ops, invitation_id), "extended")
-    new_expiry = state.expires_at.astimezone(UTC) + timedelta(days=days)
-    return await invitations.extend(ops.temporal, invitation_id, new_expiry)
-
-
-async def create(ops: Ops, body: InvitationCreate) -> Created:
-    return await ops.creator.create(body)
-
-
-async def reissue(ops: Ops, invitation_id: str) -> Created:
-    return await ops.creator.reissue(invitation_id)
-
-
-async def settled(ops: Ops, invitation_id: str, done: Callable[[InvitationState], bool]) -> InvitationState:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + SETTLE_WAIT_S
-    while True:
-        state = await state_of(ops, invitation_id)
-        if done(state) or loop.time() >= deadline:
-            return state
-        await asyncio.sleep(SETTLE_POLL_S)

@@ -13,12 +13,16 @@ from invites.models import InvitationState, Reason, RedeemInput, Status
 
 MAX_LIFETIME = timedelta(days=90)
 
-_TERMINAL_REASON = {
+# Why an ended invitation refuses every message: the reason code for each status but pending.
+ENDED_REASON: dict[Status, Reason] = {
     Status.EXPIRED: Reason.EXPIRED,
     Status.REVOKED: Reason.REVOKED,
     Status.ACCEPTED: Reason.ALREADY_REDEEMED,
     Status.UNDELIVERABLE: Reason.UNDELIVERABLE,
 }
+# The refusals that say the invitation (or this link of it) can no longer be used by anyone, as
+# HTTP's 410 Gone says; the others (`already_redeemed`, `email_mismatch`) are conflicts (409).
+GONE: frozenset[Reason] = frozenset({Reason.EXPIRED, Reason.REVOKED, Reason.UNDELIVERABLE, Reason.STALE_LINK})
 
 MESSAGES = {
     Reason.EXPIRED: "This invitation has expired.",
@@ -40,7 +44,7 @@ def redeem_rejection(state: InvitationState, req: RedeemInput, now: datetime) ->
     if is_same_acceptor(state, req):
         return None  # a retried webhook gets the same answer
     if state.status != Status.PENDING:
-        return _TERMINAL_REASON[state.status]
+        return ENDED_REASON[state.status]
     if now >= state.expires_at:
         return Reason.EXPIRED  # the expiry timer may not have fired yet
     if req.generation < state.generation:
@@ -52,7 +56,7 @@ def redeem_rejection(state: InvitationState, req: RedeemInput, now: datetime) ->
 
 def extend_rejection(state: InvitationState, new_expiry: datetime, now: datetime) -> Reason | None:
     if state.status != Status.PENDING:
-        return _TERMINAL_REASON[state.status]
+        return ENDED_REASON[state.status]
     if now >= state.expires_at:
         return Reason.EXPIRED
     if new_expiry <= now or new_expiry > now + MAX_LIFETIME:

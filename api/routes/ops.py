@@ -1,25 +1,25 @@
-"""Ops: read, list and steer invitations (`read:invitations`, `manage:invitations`)."""
+"""Ops: read, list and steer invitations (`read:invitations`, `manage:invitations`).
+
+The routes let the core's refusals (an unknown id, an ended invitation, ...) propagate: the app
+answers them through one table, `api.errors.refusal`.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
-from collections.abc import Awaitable, Callable
 from datetime import UTC, timedelta
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
 from api.deps import ManagerDep, ReaderDep, ServicesDep
 from api.errors import ApiError
-from api.services import Services
-from invites import invitations
-from invites.creation import MissingFunnelData, NotReissuable
+from invites import invitations, steering
 from invites.ids import ID_PATTERN
-from invites.invitations import InvitationNotFound, InvitationRejected, get_state, list_query
-from invites.models import InvitationState, Reason, Status
+from invites.invitations import get_state, list_query
+from invites.models import Status
 from invites.schemas import (
     SAFE_TEXT,
     ErrorBody,
@@ -31,7 +31,6 @@ from invites.schemas import (
 )
 
 router = APIRouter(prefix="/v1/invitations", tags=["ops"])
-T = TypeVar("T")
 
 InvitationId = Annotated[str, Path(pattern=ID_PATTERN.pattern, examples=["inv_01JD0Z3Q6W7N9V4X2B8C5M1K0T"])]
 NOT_FOUND = {404: {"model": ErrorBody, "description": "No such invitation"}}
@@ -43,15 +42,7 @@ GONE_RESPONSE = {
     }
 }
 STEERED = {**NOT_FOUND, **REFUSED, **GONE_RESPONSE}
-SETTLE_WAIT_S = 2.0
 PAGE_MAC = 16  # bytes of HMAC-SHA256 on each page token
-GONE = {Reason.EXPIRED.value, Reason.REVOKED.value, Reason.UNDELIVERABLE.value, Reason.STALE_LINK.value}
-ENDED = {
-    Status.ACCEPTED: Reason.ALREADY_REDEEMED.value,
-    Status.EXPIRED: Reason.EXPIRED.value,
-    Status.REVOKED: Reason.REVOKED.value,
-    Status.UNDELIVERABLE: Reason.UNDELIVERABLE.value,
-}
 
 
 @router.get("/{invitation_id}", response_model=InvitationPublic, responses=NOT_FOUND)
@@ -59,7 +50,7 @@ async def get_invitation(
     invitation_id: InvitationId, services: ServicesDep, _: ReaderDep
 ) -> InvitationPublic:
     """The invitation's current state (from its workflow)."""
-    return InvitationPublic.from_state(await _state(services, invitation_id))
+    return InvitationPublic.from_state(await get_state(services.temporal, invitation_id))
 
 
 @router.get("", response_model=InvitationPage)
@@ -104,13 +95,9 @@ async def revoke_invitation(
 
     202 when the workflow has not applied the revocation yet (it will: the signal is durable).
     """
-    _only_pending(await _state(services, invitation_id), "revoked")
-    await _refusals(invitations.revoke(services.temporal, invitation_id, body.reason))
-    state = await _settled(services, invitation_id, lambda s: s.status != Status.PENDING)
+    state = await steering.revoke(services.temporal, invitation_id, body.reason)
     if state.status == Status.PENDING:
         response.status_code = 202
-    elif state.status != Status.REVOKED:  # accepted or expired in the meantime
-        _only_pending(state, "revoked")
     return InvitationPublic.from_state(state)
 
 
@@ -124,11 +111,7 @@ async def resend_invitation(
     invitation_id: InvitationId, body: ResendRequest, services: ServicesDep, _: ManagerDep
 ) -> InvitationPublic:
     """Send the invitation mail again; `rotate: true` makes earlier links answer `stale_link`."""
-    before = _only_pending(await _state(services, invitation_id), "resent")
-    await _refusals(invitations.resend(services.temporal, invitation_id, body.rotate))
-    state = await _settled(
-        services, invitation_id, lambda s: s.mails_sent > before.mails_sent or s.status != Status.PENDING
-    )
+    state = await steering.resend(services.temporal, invitation_id, body.rotate)
     return InvitationPublic.from_state(state)
 
 
@@ -148,7 +131,7 @@ async def extend_invitation(
 ) -> InvitationPublic:
     """Move a pending invitation's expiry (at most 90 days from now)."""
     expires_at = body.expires_at or await services.clock() + timedelta(seconds=body.expires_in or 0)
-    state = await _refusals(invitations.extend(services.temporal, invitation_id, expires_at.astimezone(UTC)))
+    state = await invitations.extend(services.temporal, invitation_id, expires_at.astimezone(UTC))
     return InvitationPublic.from_state(state)
 
 
@@ -169,62 +152,10 @@ async def reissue_invitation(
 
     Idempotent: reissuing the same invitation again answers 200 with the same new invitation.
     """
-    try:
-        reissued = await services.creator.reissue(invitation_id)
-    except InvitationNotFound:
-        raise ApiError(404, "not_found", f"No invitation {invitation_id}.") from None
-    except NotReissuable as exc:
-        raise ApiError(409, "not_reissuable", str(exc)) from None
-    except MissingFunnelData as exc:
-        raise ApiError(404, "not_found", str(exc)) from None
+    reissued = await services.creator.reissue(invitation_id)
     if not reissued.created:
         response.status_code = 200
     return InvitationPublic.from_state(reissued.state)
-
-
-async def _state(services: Services, invitation_id: str) -> InvitationState:
-    try:
-        return await get_state(services.temporal, invitation_id)
-    except InvitationNotFound:
-        raise ApiError(404, "not_found", f"No invitation {invitation_id}.") from None
-
-
-async def _refusals(call: Awaitable[T]) -> T:
-    """Await an operation, mapping its typed refusals to 404 / 409 / 410 / 422."""
-    try:
-        return await call
-    except InvitationNotFound as exc:
-        raise ApiError(404, "not_found", str(exc)) from None
-    except InvitationRejected as rejected:
-        if rejected.reason == Reason.INVALID_EXPIRY:
-            raise ApiError(422, rejected.reason, str(rejected)) from None
-        status = 410 if rejected.reason in GONE else 409
-        raise ApiError(status, rejected.reason, str(rejected)) from None
-
-
-async def _settled(
-    services: Services, invitation_id: str, done: Callable[[InvitationState], bool]
-) -> InvitationState:
-    """Signals are asynchronous: give the workflow a moment to apply one before answering."""
-    deadline = asyncio.get_running_loop().time() + SETTLE_WAIT_S
-    while True:
-        state = await _state(services, invitation_id)
-        if done(state) or asyncio.get_running_loop().time() >= deadline:
-            return state
-        await asyncio.sleep(0.1)
-
-
-def _only_pending(state: InvitationState, verb: str) -> InvitationState:
-    """Refuse an operation on an ended invitation with its reason code, as its messages do."""
-    if state.status == Status.PENDING:
-        return state
-    reason = ENDED[state.status]
-    hint = "." if state.status == Status.ACCEPTED else "; reissue it to invite the person again."
-    raise ApiError(
-        410 if reason in GONE else 409,
-        reason,
-        f"The invitation is {state.status.value}, so it cannot be {verb}{hint}",
-    )
 
 
 def _page_mac(key: bytes, query: str, token: bytes) -> bytes:

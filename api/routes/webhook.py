@@ -15,7 +15,8 @@ from api.deps import ServicesDep
 from api.errors import ApiError, unavailable
 from api.services import Services
 from invites.invitations import InvitationBusy, InvitationNotFound, InvitationRejected, redeem
-from invites.models import Reason, RedeemConnection, RedeemInput, RedeemUser
+from invites.models import RedeemConnection, RedeemInput, RedeemUser
+from invites.redemption import GONE
 from invites.schemas import ErrorBody, RedeemAccepted, RedeemRejected, RedeemWebhook
 from invites.tokens import InvalidToken
 
@@ -23,7 +24,6 @@ router = APIRouter(tags=["auth0"])
 log = logging.getLogger("invites.api.webhook")
 
 MAX_BODY_BYTES = 16 * 1024
-GONE = {Reason.EXPIRED, Reason.REVOKED, Reason.STALE_LINK, Reason.UNDELIVERABLE}
 
 
 @router.post(

@@ -24,6 +24,17 @@ VERBS = {
 }
 
 
+def python_m_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def listed_verbs(help_text: str) -> set[str]:
     """The names in the `Commands` panel of rich's help (a name starts its row; wrapped
     descriptions continue on rows that start with spaces)."""
@@ -32,26 +43,12 @@ def listed_verbs(help_text: str) -> set[str]:
 
 
 def test_python_dash_m_cli_lists_every_verb() -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "cli", "--help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    run = python_m_cli("--help")
     assert run.returncode == 0, run.stderr
     assert listed_verbs(run.stdout) == VERBS
 
 
 def test_python_dash_m_cli_runs_the_bench_verb() -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "cli", "bench", "--help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    run = python_m_cli("bench", "--help")
     assert run.returncode == 0, run.stderr
     assert "--open-invitations" in run.stdout
