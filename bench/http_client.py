@@ -1,10 +1,10 @@
 """The bench's HTTP load generator: keep-alive HTTP/1.1 connections parsed by httptools.
 
-On a 2-core machine the load generator shares the cores with the server it measures, and the
+On a small machine the load generator shares the cores with the server it measures, and the
 raw starts it is compared with go through the SDK's Rust client, which costs the bench process
-next to nothing. aiohttp spent ~3.5 ms of CPU per create here (the stack's parts spent ~17); a
-request written as bytes on a kept-alive connection, with the response read by the same parser
-uvicorn uses, costs a fraction of that, so the comparison is about the service.
+next to nothing. A request written as bytes on a kept-alive connection, with the response read
+by the same parser uvicorn uses, costs a fraction of the CPU a general HTTP client spends on it,
+so the comparison is about the service, not the load generator.
 
 One `Connection` carries one request at a time (no pipelining), as one lane of the load does.
 """

@@ -77,6 +77,7 @@ DEV_API_KEY = "dev-api-key"
 USER_PASSWORD = "Bench-password-1!"  # noqa: S105 - sandbox users only
 DATABASE_CONNECTION = "Username-Password-Authentication"
 ROLES = ["member"]
+GRANT_ACTIVITY = "grant_access"  # as the worker registers it
 
 
 class BenchError(Exception):
@@ -250,13 +251,8 @@ class Bench:
                 ),
             ):
                 store = Store(engine)
-                try:
-                    creator = Creator(settings, client, store, Auth0Management(settings, http).roles)
-                    yield cls(
-                        opts, stack, console, client, http, store, engine, creator, noop_queue, first_tasks
-                    )
-                finally:
-                    store.close()
+                creator = Creator(settings, client, store, Auth0Management(settings, http).roles)
+                yield cls(opts, stack, console, client, http, store, engine, creator, noop_queue, first_tasks)
         finally:
             await engine.dispose()
 
@@ -305,10 +301,10 @@ class Bench:
         phases = [f["redeem_phases_ms"] for f in accepted if f["redeem_phases_ms"]]
         if phases:
             results["redeem_phases_ms"] = {k: _pct([p[k] for p in phases], 50) for k in phases[0]}
-            # The answer waits for the grant's completion in history, not for the closing task.
+            # The answer waits for the redeem update's completion, not for the run's end.
             waited = sum(v for k, v in results["redeem_phases_ms"].items() if k != "closing")
-            # The rest of a redeem: the webhook's HTTP, signature, receipt reads and writes, the
-            # update's round trip and the history's news of the grant reaching the API.
+            # The rest of a redeem: the webhook's HTTP, signature, receipt reads and writes, and
+            # the update's round trip between the API and the server.
             results["redeem_outside_workflow_ms"] = round(results["redeem_p50_ms"] - waited, 1)
         median = sorted(accepted, key=lambda f: f["history_events"])[(len(accepted) - 1) // 2]
         results.update(_prefixed("accepted", median))
@@ -772,8 +768,8 @@ def history_figures(events: Any) -> dict[str, Any]:
 
     Counted as the Cloud documents them: the start (1), every activity attempt, every timer
     (the implicit ones of `wait_condition(timeout=...)` too), every search-attribute upsert,
-    signal and accepted update, and the markers of a workflow task as one (a local activity's
-    marker, `workflow.patched`'s). Not in history: heartbeats (an Auth0 call heartbeats only
+    signal and accepted update, and the markers of a workflow task as one (`workflow.patched`
+    writes one when a change to the workflow ships). Not in history: heartbeats (an Auth0 call heartbeats only
     once it has lasted a second, `activities/heartbeat.py`, so a healthy run sends none) and
     client queries (none on the create or redeem path). The server's own `action` counter is
     the cross-check (`_measured`).
@@ -800,7 +796,7 @@ def history_figures(events: Any) -> dict[str, Any]:
         "search_attribute_upserts": upserts,
         "signals": types["WORKFLOW_EXECUTION_SIGNALED"],
         "updates": types["WORKFLOW_EXECUTION_UPDATE_ACCEPTED"],
-        # The markers of one workflow task are one action (local activities, `workflow.patched`).
+        # The markers of one workflow task are one action.
         "marker_batches": len(marker_tasks),
     }
     return {
@@ -815,16 +811,19 @@ def history_figures(events: Any) -> dict[str, Any]:
 def redeem_phases(events: Any) -> dict[str, float]:
     """Where an accepted invitation's redeem spent its time inside Temporal, by event times (ms):
     `update_task` (the workflow task that accepts, from its scheduling to the acceptance),
-    `grant_dispatch` (acceptance to the first grant activity's start: the server handing the
-    task to the worker), `grant_calls` (from there to the last grant activity's completion: the
-    Auth0 calls) and `closing` (from there to the run's end: a workflow task, the account link
-    inside it in version 2 and 3). They add up to the time from the accepting task's scheduling
-    to the run's end; the webhook's answer waits for the first three only (from version 4 it
-    follows the grant's completion in history). Empty without a redeem."""
+    `grant_dispatch` (acceptance to the grant activity's start: the server handing the task to
+    the worker), `grant_calls` (from there to the grant's completion: the Auth0 calls and the
+    account link), `answer_task` (from there to the update's completion: the workflow task that
+    records the grant and answers) and `closing` (from there to the run's end). They add up to the
+    time from the accepting task's scheduling to the run's end; the webhook's answer waits for all
+    but `closing`. Empty without a redeem."""
     from temporalio.api.enums.v1 import EventType
 
     def at(e: Any) -> float:
         return e.event_time.seconds * 1000 + e.event_time.nanos / 1e6
+
+    def first(kind: int, among: Any) -> Any:
+        return next((e for e in among if e.event_type == kind), None)
 
     accepted = next(
         (
@@ -834,25 +833,40 @@ def redeem_phases(events: Any) -> dict[str, float]:
         ),
         None,
     )
-    closed = next(
-        (e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED), None
-    )
+    closed = first(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, events)
     if accepted is None or closed is None:
         return {}
-    scheduled = next(
-        e for e in reversed(events[:accepted]) if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED
-    )
+    scheduled = first(EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, reversed(events[:accepted]))
     after = events[accepted:]
-    grants = [e for e in after if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED]
-    starts = [at(e) for e in after if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED]
+    grant = {
+        e.event_id
+        for e in after
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == GRANT_ACTIVITY
+    }
+    # A start is written with its completion, stamped with the time the attempt started.
+    started = [
+        at(e)
+        for e in after
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+        and e.activity_task_started_event_attributes.scheduled_event_id in grant
+    ]
+    granted = [
+        at(e)
+        for e in after
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+        and e.activity_task_completed_event_attributes.scheduled_event_id in grant
+    ]
+    answered = first(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED, after) or closed
     accepted_at = at(events[accepted])
-    last_grant = at(grants[-1]) if grants else accepted_at
-    first_start = min(starts, default=accepted_at)
+    first_start = min(started, default=accepted_at)
+    granted_at = max(granted, default=first_start)
     return {
         "update_task": round(accepted_at - at(scheduled), 1),
         "grant_dispatch": round(first_start - accepted_at, 1),
-        "grant_calls": round(last_grant - first_start, 1),
-        "closing": round(at(closed) - last_grant, 1),
+        "grant_calls": round(granted_at - first_start, 1),
+        "answer_task": round(at(answered) - granted_at, 1),
+        "closing": round(at(closed) - at(answered), 1),
     }
 
 

@@ -40,8 +40,8 @@ class PortInUse(Exception):
 # The history service reads each shard's queue of transfer tasks (a workflow task after an
 # activity completes, an activity task to dispatch) and of timers at most 20 times a second by
 # default: on a quiet single-shard server a workflow task then waits up to 50 ms before any
-# worker can take it (a redeem measured 95 ms, 45 of them that wait; BENCHMARKS.md). 200 reads a
-# second, as Temporal's own load tests run, removes the wait.
+# worker can take it, a wait a redeem pays several times over. 200 reads a second, as Temporal's
+# own load tests run, removes the wait.
 DEV_SERVER_TUNING = (
     "--dynamic-config-value",
     "history.transferProcessorMaxPollRPS=200",
@@ -70,7 +70,7 @@ def parts(settings: Settings) -> list[Part]:
         str(STATE_DIR / "temporal.db"),
         "--ui-disable-news-fetch",
         # SQLite's defaults (rollback journal, full sync per transaction) make the dev server the
-        # bottleneck: WAL is 5-7x faster here (BENCHMARKS.md). State still survives a restart.
+        # bottleneck; WAL with normal sync keeps up. State still survives a restart.
         "--sqlite-pragma",
         "journal_mode=wal",
         "--sqlite-pragma",

@@ -1,17 +1,18 @@
 """An invitation's story, read back from its workflow history (`invites show`).
 
-From the history: the start (created), the account lookup, each mail that went out (sent,
-resent, reminded) or failed, the signals and updates (revoke, resend, redeem, extend), the
-grant's steps and how the run closed. The end of a pending invitation that no message caused
-(expired at its timer, undeliverable) comes from the state's `ended_at`. An activity failing
-right now shows as `retrying`. Payloads are decoded with the client's data converter, so an
-encrypted history reads the same to whoever holds the keys.
+From the history: the start (created), the account look-up and first mail (`look_up_and_invite`),
+each later mail (`send_mail`: resent, reminded, or the first mail's retry) and each failed one,
+the signals and updates (revoke, resend, redeem, extend), the grant (`grant_access`: roles,
+profile, account link) and how the run closed; a CRM publication (`publish_event`) shows only
+when it fails. The end of a pending invitation that no message caused (expired at its timer,
+undeliverable) comes from the state's `ended_at`. An activity failing right now shows as
+`retrying`. Payloads are decoded with the client's data converter, so an encrypted history reads
+the same to whoever holds the keys.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +29,6 @@ from invites.models import (
     GrantResult,
     InvitationInput,
     InvitationState,
-    LookupResult,
     MailInput,
     RedeemInput,
     ResendInput,
@@ -36,17 +36,8 @@ from invites.models import (
     Status,
 )
 
-# Activity names as the worker registers them (the core does not import activity code).
-SEND_MAIL, FIND_USERS = "send_mail", "find_users_by_email"
-FIRST_INVITE = "look_up_and_invite"  # workflow version 5: the look-up and the first mail
-GRANT_ACCESS = "grant_access"  # workflow version 4: the steps below in one activity
-GRANT_STEPS = {
-    "assign_roles": "roles assigned",
-    "update_profile": "profile updated (app_metadata, email verified)",
-    "merge_app_metadata": "app_metadata merged",
-    "mark_email_verified": "email verified",
-    "link_account": "account linked",
-}
+# Activity names as the worker registers them (read here as names, without the activity code).
+FIRST_INVITE, SEND_MAIL, GRANT_ACCESS = "look_up_and_invite", "send_mail", "grant_access"
 CLOSED = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: "closed",
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED: "failed",
@@ -54,7 +45,6 @@ CLOSED = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED: "canceled",
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED: "terminated",
 }
-LOCAL_ACTIVITY_MARKER = "core_local_activity"
 # Ends no message caused, so no history event names them: read from the state.
 ENDED_ON_ITS_OWN = (Status.EXPIRED, Status.UNDELIVERABLE)
 _E = EventType
@@ -125,8 +115,6 @@ class _Reader:
             name, _ = self._scheduled.get(attrs.scheduled_event_id, ("activity", None))
             what = "mail failed" if name == SEND_MAIL else f"{name} failed"
             self._add(event, what, await self._failure(attrs.failure))
-        elif kind == _E.EVENT_TYPE_MARKER_RECORDED:
-            await self._marker(event)
         elif kind == _E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
             await self._signaled(event)
         elif kind == _E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
@@ -175,10 +163,6 @@ class _Reader:
                 self._add(
                     event, "resent", f"invitation mail #{inp.seq + 1}, link generation {inp.generation}"
                 )
-        elif name == FIND_USERS:
-            found = await self._decode(attrs.result, LookupResult)
-            if found is not None:
-                self._add(event, "looked up", _hint("login" if found.user_ids else "signup"))
         elif name == FIRST_INVITE:
             first = await self._decode(attrs.result, FirstInviteResult)
             if first is not None:
@@ -191,35 +175,18 @@ class _Reader:
                     self._add(event, "mail failed", f"{first.failed}; retried as send_mail")
         elif name == GRANT_ACCESS:
             await self._granted(event, attrs.result)
-        elif name in GRANT_STEPS:
-            self._add(event, GRANT_STEPS[name])
 
     async def _granted(self, event: HistoryEvent, result: Any) -> None:
-        """Version 4's one grant call, told as the steps of the earlier versions."""
+        """The grant's three parts, each a moment of its own (they run in one activity)."""
         granted = await self._decode(result, GrantResult)
         if granted is None:
             self._add(event, "access granted", "roles, profile and account link")
             return
-        if (roles := granted.roles) is not None:
-            held = f"already held: {', '.join(roles.already_had)}" if roles.already_had else ""
-            self._add(event, GRANT_STEPS["assign_roles"], held)
-        self._add(event, GRANT_STEPS["update_profile"])
-        self._add(event, GRANT_STEPS["link_account"])
-
-    async def _marker(self, event: HistoryEvent) -> None:
-        """A local activity (the account link from workflow version 2) is a marker whose `data`
-        the SDK core writes as plain JSON: the activity type, attempt and ids, no user data."""
-        attrs = event.marker_recorded_event_attributes
-        if attrs.marker_name != LOCAL_ACTIVITY_MARKER or "data" not in attrs.details:
-            return
-        try:
-            name = json.loads(attrs.details["data"].payloads[0].data)["activity_type"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            return
-        if attrs.HasField("failure"):
-            self._add(event, f"{name} failed", await self._failure(attrs.failure))
-        elif name in GRANT_STEPS:
-            self._add(event, GRANT_STEPS[name])
+        held = f"already held: {', '.join(granted.already_had)}" if granted.already_had else ""
+        self._add(event, "roles assigned", held)
+        profile = "app_metadata, email verified" if granted.email_verified else "app_metadata"
+        self._add(event, "profile updated", profile)
+        self._add(event, "account linked")
 
     async def _signaled(self, event: HistoryEvent) -> None:
         attrs = event.workflow_execution_signaled_event_attributes

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from temporalio.api.common.v1 import Payload, SearchAttributes
+from temporalio.api.common.v1 import ActivityType, Payload, SearchAttributes
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import (
+    ActivityTaskCompletedEventAttributes,
     ActivityTaskScheduledEventAttributes,
     ActivityTaskStartedEventAttributes,
     HistoryEvent,
     MarkerRecordedEventAttributes,
     UpsertWorkflowSearchAttributesEventAttributes,
 )
-from temporalio.api.taskqueue.v1 import TaskQueue
 
 from bench.main import _add_cpu, _cpu_per, _meets, _pct, history_figures, rounds_of, server_actions
 from bench.stack import is_worker, role
@@ -82,68 +82,67 @@ def test_server_action_counters_are_summed_per_type_for_the_namespace() -> None:
     assert server_actions(page, "default") == {"grpc_StartWorkflowExecution": 3, "command_StartTimer": 2}
 
 
-def _event(event_id: int, kind: int, **attrs: object) -> HistoryEvent:
-    return HistoryEvent(event_id=event_id, event_type=kind, **attrs)  # type: ignore[arg-type]
+def _event(event_id: int, kind: int, ms: int = 0, **attrs: object) -> HistoryEvent:
+    event = HistoryEvent(event_id=event_id, event_type=kind, **attrs)  # type: ignore[arg-type]
+    event.event_time.FromMilliseconds(1_700_000_000_000 + ms)
+    return event
+
+
+def _scheduled(event_id: int, name: str, ms: int = 0) -> HistoryEvent:
+    attrs = ActivityTaskScheduledEventAttributes(activity_type=ActivityType(name=name))
+    return _event(
+        event_id,
+        EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+        ms,
+        activity_task_scheduled_event_attributes=attrs,
+    )
+
+
+def _started(event_id: int, scheduled: int, ms: int = 0, attempt: int = 1) -> HistoryEvent:
+    attrs = ActivityTaskStartedEventAttributes(scheduled_event_id=scheduled, attempt=attempt)
+    return _event(
+        event_id, EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED, ms, activity_task_started_event_attributes=attrs
+    )
+
+
+def _completed(event_id: int, scheduled: int, ms: int = 0) -> HistoryEvent:
+    attrs = ActivityTaskCompletedEventAttributes(scheduled_event_id=scheduled)
+    return _event(
+        event_id,
+        EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+        ms,
+        activity_task_completed_event_attributes=attrs,
+    )
+
+
+def _marker(event_id: int, task: int) -> HistoryEvent:
+    attrs = MarkerRecordedEventAttributes(workflow_task_completed_event_id=task)
+    return _event(event_id, EventType.EVENT_TYPE_MARKER_RECORDED, marker_recorded_event_attributes=attrs)
 
 
 def test_billable_actions_count_attempts_timers_upserts_and_marker_batches() -> None:
-    """The SDK's TemporalChangeVersion upsert is in history but not billed; the markers of one
-    workflow task (local activities, patches) are one action."""
+    """The SDK's TemporalChangeVersion upsert (from `workflow.patched`) is in history but not
+    billed; the markers of one workflow task are one action."""
     e = EventType
+    change_version = UpsertWorkflowSearchAttributesEventAttributes(
+        search_attributes=SearchAttributes(indexed_fields={"TemporalChangeVersion": Payload()})
+    )
     events = [
         _event(1, e.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED),
         _event(4, e.EVENT_TYPE_WORKFLOW_TASK_COMPLETED),
         _event(5, e.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES),
-        _event(
-            6,
-            e.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
-            activity_task_scheduled_event_attributes=ActivityTaskScheduledEventAttributes(
-                task_queue=TaskQueue(name="invitations-auth0")
-            ),
-        ),
-        _event(
-            7,
-            e.EVENT_TYPE_ACTIVITY_TASK_STARTED,
-            activity_task_started_event_attributes=ActivityTaskStartedEventAttributes(
-                scheduled_event_id=6, attempt=2
-            ),
-        ),
-        _event(
-            8,
-            e.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
-            activity_task_scheduled_event_attributes=ActivityTaskScheduledEventAttributes(
-                task_queue=TaskQueue(name="invitations")
-            ),
-        ),
-        _event(
-            9,
-            e.EVENT_TYPE_ACTIVITY_TASK_STARTED,
-            activity_task_started_event_attributes=ActivityTaskStartedEventAttributes(
-                scheduled_event_id=8, attempt=1
-            ),
-        ),
+        _scheduled(6, "look_up_and_invite"),
+        _started(7, 6, attempt=2),
+        _scheduled(8, "send_mail"),
+        _started(9, 8),
         _event(10, e.EVENT_TYPE_TIMER_STARTED),
-        _event(
-            11,
-            e.EVENT_TYPE_MARKER_RECORDED,
-            marker_recorded_event_attributes=MarkerRecordedEventAttributes(
-                workflow_task_completed_event_id=4
-            ),
-        ),
-        _event(
-            12,
-            e.EVENT_TYPE_MARKER_RECORDED,
-            marker_recorded_event_attributes=MarkerRecordedEventAttributes(
-                workflow_task_completed_event_id=4
-            ),
-        ),
+        _marker(11, task=4),
+        _marker(12, task=4),
         _event(13, e.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED),
         _event(
             14,
             e.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
-            upsert_workflow_search_attributes_event_attributes=UpsertWorkflowSearchAttributesEventAttributes(
-                search_attributes=SearchAttributes(indexed_fields={"TemporalChangeVersion": Payload()})
-            ),
+            upsert_workflow_search_attributes_event_attributes=change_version,
         ),
     ]
     figures = history_figures(events)
@@ -162,29 +161,29 @@ def test_billable_actions_count_attempts_timers_upserts_and_marker_batches() -> 
 
 def test_redeem_phases_split_the_accepted_run_by_event_time() -> None:
     e = EventType
-
-    def at(event_id: int, kind: int, ms: int) -> HistoryEvent:
-        event = _event(event_id, kind)
-        event.event_time.FromMilliseconds(1_700_000_000_000 + ms)
-        return event
-
     events = [
-        at(1, e.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, 0),
-        at(2, e.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, 50),  # the mail, before the redeem
-        at(3, e.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, 1000),
-        at(4, e.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, 1012),
-        at(5, e.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED, 1012),
+        _event(1, e.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, 0),
+        _scheduled(2, "look_up_and_invite", 0),
+        _completed(3, 2, 50),  # the first mail, before the redeem
+        _event(4, e.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, 1000),
+        _event(5, e.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, 1012),
+        _event(6, e.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED, 1012),
+        _scheduled(7, "grant_access", 1012),
+        _scheduled(8, "publish_event", 1012),  # a CRM event alongside: not the grant's time
         # Activity starts are written with their completions, stamped with the start time.
-        at(6, e.EVENT_TYPE_ACTIVITY_TASK_STARTED, 1019),
-        at(7, e.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, 1030),
-        at(8, e.EVENT_TYPE_ACTIVITY_TASK_STARTED, 1017),
-        at(9, e.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, 1041),
-        at(10, e.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, 1060),
+        _started(9, 8, 1014),
+        _completed(10, 8, 1016),
+        _started(11, 7, 1017),
+        _completed(12, 7, 1041),
+        _event(13, e.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, 1050),
+        _event(14, e.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED, 1050),
+        _event(15, e.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, 1060),
     ]
     assert history_figures(events)["redeem_phases_ms"] == {
         "update_task": 12.0,
         "grant_dispatch": 5.0,
         "grant_calls": 24.0,
-        "closing": 19.0,
+        "answer_task": 9.0,
+        "closing": 10.0,
     }
-    assert history_figures(events[:3])["redeem_phases_ms"] == {}  # never redeemed
+    assert history_figures(events[:4])["redeem_phases_ms"] == {}  # never redeemed
