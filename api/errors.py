@@ -17,8 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
-from invites.auth0 import Auth0TokenError
-from invites.creation import MissingFunnelData, NotReissuable
+from invites.auth0 import Auth0TokenError, UnknownRoles
+from invites.creation import IdempotencyConflict, MissingFunnelData, NotReissuable
 from invites.errors import unavailable as dependency_down
 from invites.invitations import InvitationNotFound, InvitationRejected
 from invites.models import Reason
@@ -42,8 +42,15 @@ UNAVAILABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
         },
     }
 }
-# The core's typed refusals, each answered through `refusal` (ops routes let them propagate).
-REFUSALS = (InvitationNotFound, InvitationRejected, NotReissuable, MissingFunnelData)
+# The core's typed refusals, each answered through `refusal` (routes let them propagate).
+REFUSALS = (
+    InvitationNotFound,
+    InvitationRejected,
+    NotReissuable,
+    MissingFunnelData,
+    UnknownRoles,
+    IdempotencyConflict,
+)
 
 
 class ApiError(Exception):
@@ -72,6 +79,10 @@ def refusal(exc: Exception) -> ApiError:
         return ApiError(404, "not_found", str(exc))
     if isinstance(exc, NotReissuable):
         return ApiError(409, "not_reissuable", str(exc))
+    if isinstance(exc, UnknownRoles):
+        return ApiError(422, "unknown_role", str(exc))
+    if isinstance(exc, IdempotencyConflict):
+        return ApiError(409, "idempotency_conflict", str(exc))
     if isinstance(exc, InvitationRejected):
         if exc.reason == Reason.INVALID_EXPIRY:
             return ApiError(422, exc.reason, str(exc))
