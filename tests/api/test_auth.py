@@ -27,8 +27,7 @@ from api.auth import Authenticator, Jwks
 from invites.ids import new_invitation_id
 from invites.invitations import handle_for
 from invites.settings import DEV_API_KEY
-
-from .conftest import Api, serve
+from tests.support.api import Api, serve
 
 READ = "read:invitations"
 JWKS_ROUTE = "GET /.well-known/jwks.json"

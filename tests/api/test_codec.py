@@ -18,8 +18,7 @@ from temporalio.api.enums.v1 import EventType
 from api.app import create_app
 from invites.codec import EncryptionCodec, UnknownPayloadKey, email_search_keys
 from invites.temporal import EMAIL
-
-from .conftest import Api, serve
+from tests.support.api import Api, serve
 
 OLD = ("k1", os.urandom(32))
 NEW = ("k2", os.urandom(32))

@@ -8,8 +8,7 @@ import httpx
 import pytest
 
 from api.app import create_app
-
-from .conftest import Api, serve
+from tests.support.api import Api, serve
 
 
 @pytest.fixture

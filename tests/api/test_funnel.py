@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import Api
+from tests.support.api import Api
 
 
 async def test_create_answers_201_and_the_invitation_mail_goes_out(api: Api):

@@ -25,7 +25,6 @@ import warnings
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -47,14 +46,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 from standardwebhooks import Webhook
-from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from invites.invitations import handle_for
 from invites.settings import DEV_API_KEY
-
-from .conftest import Api, serve
-from .test_burst import api_on_dev_server
+from tests.support.api import Api, api_for, serve
+from tests.support.stack import Stack
 
 EXAMPLES = 10  # per operation, generation mode and real target
 WEBHOOK_EXAMPLES = 100
@@ -96,10 +93,8 @@ async def test_no_route_answers_500_or_outside_its_openapi_document(api: Api):
 
 
 @pytest.mark.devserver
-async def test_listing_answers_within_its_openapi_document_on_the_dev_server(
-    dev_env: WorkflowEnvironment, tmp_path: Path
-):
-    async with api_on_dev_server(dev_env, tmp_path) as api, api.stack.worker():
+async def test_listing_answers_within_its_openapi_document_on_the_dev_server(dev_stack: Stack):
+    async with api_for(dev_stack, wired_as_production=True) as api, api.stack.worker():
         await api.created("fuzz-listed@example.com", external_ref="fuzz-ref")
         report = await asyncio.to_thread(_fuzz, api, {}, lambda label: label == LIST)
     report.check(expect={LIST})

@@ -10,20 +10,11 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api.app import create_app
-
-from .conftest import Api, serve
-
-DAY = timedelta(days=1)
-
-
-async def _pending_link(api: Api, email: str = "link@example.com", **body) -> tuple[dict, str]:
-    created = await api.created(email, **body)
-    await api.stack.sent(api.stack.handles[-1])
-    return created, api.stack.links(email)[-1]
+from tests.support.api import Api, serve
 
 
 async def test_a_pending_link_redirects_to_sign_in_with_the_hints(api: Api):
-    _, token = await _pending_link(api)
+    _, token = await api.pending("link@example.com")
     response = await api.http.get(f"/i/{token}")
     assert response.status_code == 302
     target = urlsplit(response.headers["location"])
@@ -38,13 +29,13 @@ async def test_a_pending_link_redirects_to_sign_in_with_the_hints(api: Api):
 
 async def test_an_existing_account_is_sent_to_login(api: Api):
     api.stack.auth0.create_user("known@example.com")
-    _, token = await _pending_link(api, "known@example.com")
+    _, token = await api.pending("known@example.com")
     response = await api.http.get(f"/i/{token}")
     assert parse_qs(urlsplit(response.headers["location"]).query)["screen_hint"] == ["login"]
 
 
 async def test_a_forged_token_is_404_without_asking_temporal(api: Api):
-    _, token = await _pending_link(api)
+    _, token = await api.pending("link@example.com")
     forged = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
     # The same app, but its Temporal client points at a closed port: any Temporal call fails.
     dead = await Client.connect("127.0.0.1:1", lazy=True, data_converter=pydantic_data_converter)
@@ -60,7 +51,7 @@ async def test_a_forged_token_is_404_without_asking_temporal(api: Api):
 
 
 async def test_opening_the_link_five_times_then_redeeming_is_accepted(api: Api):
-    created, token = await _pending_link(api, "five@example.com")
+    created, token = await api.pending("five@example.com")
     for _ in range(5):
         assert (await api.http.get(f"/i/{token}")).status_code == 302
     state = await api.stack.state(api.stack.handles[-1])
@@ -73,7 +64,7 @@ async def test_opening_the_link_five_times_then_redeeming_is_accepted(api: Api):
 
 
 async def test_an_expired_link_is_410_in_plain_words(api: Api):
-    _, token = await _pending_link(api, "old@example.com", expires_in=3600, reminders=[])
+    _, token = await api.pending("old@example.com", expires_in=3600, reminders=[])
     await api.stack.env.sleep(timedelta(hours=2))
     await api.stack.until(api.stack.handles[-1], lambda s: s.status == "expired")
     response = await api.http.get(f"/i/{token}")
@@ -82,7 +73,7 @@ async def test_an_expired_link_is_410_in_plain_words(api: Api):
 
 
 async def test_a_used_and_a_replaced_link_are_410(api: Api):
-    created, old = await _pending_link(api, "used@example.com")
+    created, old = await api.pending("used@example.com")
     path = f"/v1/invitations/{created['id']}/resend"
     rotate = await api.http.post(path, json={"rotate": True}, headers=api.key)
     assert rotate.status_code == 202
@@ -104,7 +95,7 @@ async def test_access_logs_never_carry_the_token(api: Api, caplog):
 
     from api.redaction import RedactLinkTokens
 
-    _, token = await _pending_link(api, "logs@example.com")
+    _, token = await api.pending("logs@example.com")
     record = logging.LogRecord(
         "uvicorn.access",
         logging.INFO,

@@ -5,18 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from .conftest import Api
+from tests.support.api import Api
 
 
 async def accept(api: Api, email: str, data: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """Invite `email` over HTTP, then log in with the mailed link as a new account."""
-    created = await api.created(email, roles=["customer"], data=data)
-    handle = api.stack.handles[-1]
-    await api.stack.sent(handle)
+    created, token = await api.pending(email, roles=["customer"], data=data)
     user = api.stack.auth0.create_user(email)
-    redeemed = await api.webhook(api.stack.links(email)[-1], {"user_id": user["user_id"], "email": email})
+    redeemed = await api.webhook(token, {"user_id": user["user_id"], "email": email})
     assert redeemed.status_code == 200, redeemed.text
-    await api.stack.until(handle, lambda s: s.grant == "done")  # the account link is written
+    await api.stack.until(api.stack.handles[-1], lambda s: s.grant == "done")  # the account link is written
     return created, user["user_id"]
 
 

@@ -7,26 +7,21 @@ that server's clock). Lists need real visibility, so they run on the dev server.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from temporalio.testing import WorkflowEnvironment
 
-from api.app import create_app
 from invites.ids import new_invitation_id
 from invites.invitations import handle_for
 from invites.temporal import EXPIRES_AT
-from tests.workflows.conftest import _stack, terminate_open
+from tests.support.api import Api, api_for
+from tests.support.auth0 import account
+from tests.support.stack import DAY, Stack
 
-from .conftest import SIGNIN, Api, serve
-
-DAY = timedelta(days=1)
 READ, MANAGE = "read:invitations", "manage:invitations"
 PUBLIC_FIELDS = {
     "id",
@@ -44,31 +39,23 @@ PUBLIC_FIELDS = {
 
 
 @pytest.fixture
-async def dev_api(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Api]:
+async def dev_api(dev_stack: Stack) -> AsyncIterator[Api]:
     """The `api` fixture on the real dev server, whose visibility answers list queries."""
-    address = dev_env.client.service_client.config.target_host
-    async with _stack(dev_env, tmp_path, {"temporal_address": address}) as base:
-        settings = base.settings.model_copy(
-            update={"auth0_issuer": f"{base.settings.auth0_base_url}/", "signin_url": SIGNIN}
-        )
-        stack = dataclasses.replace(base, settings=settings)
-        app = create_app(settings, temporal=stack.client)
-        async with serve(app) as url, stack.worker(), httpx.AsyncClient(base_url=url, timeout=30) as http:
-            yield Api(stack, app, http, url)
-            await terminate_open(stack)
+    async with api_for(dev_stack) as api, api.stack.worker():
+        yield api
 
 
-async def pending(api: Api, email: str, **body: Any) -> tuple[dict[str, Any], str]:
-    """Create an invitation over HTTP and wait for its mail; returns it and the mailed token."""
-    created = await api.created(email, **body)
-    await api.stack.sent(api.stack.handles[-1])
-    return created, api.stack.links(email)[-1]
+async def revoked(api: Api, invitation_id: str) -> None:
+    response = await api.http.post(f"/v1/invitations/{invitation_id}/revoke", json={}, headers=api.key)
+    assert response.status_code == 200, response.text
 
 
-def account(api: Api, email: str) -> dict[str, Any]:
-    """An Auth0 account for `email`, as the Action's `user` block describes it."""
-    user = api.stack.auth0.create_user(email)
-    return {"user_id": user["user_id"], "email": user["email"], "email_verified": False}
+async def reissue(api: Api, invitation_id: str) -> httpx.Response:
+    """POST .../reissue; the invitation it answers with is terminated at the test's end."""
+    response = await api.http.post(f"/v1/invitations/{invitation_id}/reissue", headers=api.key)
+    if response.status_code in (200, 201):
+        api.stack.handles.append(handle_for(api.stack.client, response.json()["id"]))
+    return response
 
 
 def when(value: str) -> datetime:
@@ -117,7 +104,7 @@ async def test_get_of_a_malformed_id_is_422_not_500(api: Api, bad: str):
 
 
 async def test_a_read_only_token_cannot_steer_invitations(api: Api):
-    created, _ = await pending(api, "ro@example.com")
+    created, _ = await api.pending("ro@example.com")
     reader = api.bearer(api.user_token("auth0|viewer", permissions=[READ]))
     assert (await api.http.get(f"/v1/invitations/{created['id']}", headers=reader)).status_code == 200
     for action, body in [("revoke", {}), ("resend", {}), ("extend", {"expires_in": 7200}), ("reissue", None)]:
@@ -129,7 +116,7 @@ async def test_a_read_only_token_cannot_steer_invitations(api: Api):
 
 
 async def test_a_manage_token_steers_invitations(api: Api):
-    created, _ = await pending(api, "mgr@example.com")
+    created, _ = await api.pending("mgr@example.com")
     manager = api.bearer(api.user_token("auth0|ops", scope=MANAGE))
     response = await api.http.post(f"/v1/invitations/{created['id']}/revoke", json={}, headers=manager)
     assert (response.status_code, response.json()["status"]) == (200, "revoked")
@@ -139,7 +126,7 @@ async def test_a_manage_token_steers_invitations(api: Api):
 
 
 async def test_revoke_ends_the_invitation_and_its_link_answers_revoked(api: Api):
-    created, token = await pending(api, "rev@example.com")
+    created, token = await api.pending("rev@example.com")
     path = f"/v1/invitations/{created['id']}/revoke"
     response = await api.http.post(path, json={"reason": "sent by mistake"}, headers=api.key)
     assert response.status_code == 200
@@ -147,7 +134,7 @@ async def test_revoke_ends_the_invitation_and_its_link_answers_revoked(api: Api)
     final = await api.stack.handles[-1].result()
     assert (final.status, final.revoked_reason) == ("revoked", "sent by mistake")
 
-    redeem = await api.webhook(token, account(api, "rev@example.com"))
+    redeem = await api.webhook(token, account(api.stack.auth0, "rev@example.com"))
     assert (redeem.status_code, redeem.json()) == (410, {"result": "rejected", "reason": "revoked"})
     assert api.stack.auth0.role_assignments == {}
 
@@ -157,7 +144,7 @@ async def test_revoke_ends_the_invitation_and_its_link_answers_revoked(api: Api)
 
 
 async def test_revoke_right_after_revoke_is_refused_too(api: Api):
-    created, _ = await pending(api, "twice@example.com")
+    created, _ = await api.pending("twice@example.com")
     path = f"/v1/invitations/{created['id']}/revoke"
     first, second = [await api.http.post(path, json={}, headers=api.key) for _ in range(2)]
     assert first.status_code == 200
@@ -165,8 +152,8 @@ async def test_revoke_right_after_revoke_is_refused_too(api: Api):
 
 
 async def test_revoke_of_an_accepted_invitation_is_409_already_redeemed(api: Api):
-    created, token = await pending(api, "acc@example.com", roles=["customer"])
-    user = account(api, "acc@example.com")
+    created, token = await api.pending("acc@example.com", roles=["customer"])
+    user = account(api.stack.auth0, "acc@example.com")
     assert (await api.webhook(token, user)).status_code == 200
     response = await api.http.post(f"/v1/invitations/{created['id']}/revoke", json={}, headers=api.key)
     assert error(response) == (409, "already_redeemed")
@@ -181,7 +168,7 @@ async def test_revoke_of_an_unknown_invitation_is_404(api: Api):
 
 
 async def test_revoke_reason_has_a_limit(api: Api):
-    created, _ = await pending(api, "long@example.com")
+    created, _ = await api.pending("long@example.com")
     response = await api.http.post(
         f"/v1/invitations/{created['id']}/revoke", json={"reason": "x" * 501}, headers=api.key
     )
@@ -193,18 +180,18 @@ async def test_revoke_reason_has_a_limit(api: Api):
 
 
 async def test_resend_sends_the_same_link_again(api: Api):
-    created, token = await pending(api, "again@example.com")
+    created, token = await api.pending("again@example.com")
     response = await api.http.post(f"/v1/invitations/{created['id']}/resend", json={}, headers=api.key)
     assert response.status_code == 202
     assert response.json()["status"] == "pending"
     await api.stack.sent(api.stack.handles[-1], mails=2)
     assert api.stack.links("again@example.com") == [token, token]
-    accepted = await api.webhook(token, account(api, "again@example.com"))
+    accepted = await api.webhook(token, account(api.stack.auth0, "again@example.com"))
     assert (accepted.status_code, accepted.json()["result"]) == (200, "accepted")
 
 
 async def test_resend_with_rotate_makes_the_old_link_stale_and_the_new_one_works(api: Api):
-    created, old = await pending(api, "rot@example.com", roles=["member"])
+    created, old = await api.pending("rot@example.com", roles=["member"])
     response = await api.http.post(
         f"/v1/invitations/{created['id']}/resend", json={"rotate": True}, headers=api.key
     )
@@ -214,7 +201,7 @@ async def test_resend_with_rotate_makes_the_old_link_stale_and_the_new_one_works
     new = api.stack.links("rot@example.com")[-1]
     assert new != old
 
-    user = account(api, "rot@example.com")
+    user = account(api.stack.auth0, "rot@example.com")
     stale = await api.webhook(old, user)
     assert (stale.status_code, stale.json()) == (410, {"result": "rejected", "reason": "stale_link"})
     assert (await api.stack.state(api.stack.handles[-1])).status == "pending"  # nothing changed
@@ -229,17 +216,15 @@ async def test_resend_with_rotate_makes_the_old_link_stale_and_the_new_one_works
 
 
 async def test_resend_of_an_ended_invitation_sends_nothing(api: Api):
-    created, _ = await pending(api, "gone@example.com")
-    assert (
-        await api.http.post(f"/v1/invitations/{created['id']}/revoke", json={}, headers=api.key)
-    ).status_code == 200
+    created, _ = await api.pending("gone@example.com")
+    await revoked(api, created["id"])
     response = await api.http.post(f"/v1/invitations/{created['id']}/resend", json={}, headers=api.key)
     assert error(response) == (410, "revoked")
     assert len(api.stack.sendgrid.messages_to("gone@example.com")) == 1
 
 
 async def test_resend_rejects_unknown_fields(api: Api):
-    created, _ = await pending(api, "typo@example.com")
+    created, _ = await api.pending("typo@example.com")
     response = await api.http.post(
         f"/v1/invitations/{created['id']}/resend", json={"rotat": True}, headers=api.key
     )
@@ -250,7 +235,7 @@ async def test_resend_rejects_unknown_fields(api: Api):
 
 
 async def test_extend_to_a_date_moves_the_expiry_timer(api: Api):
-    created, token = await pending(api, "ext@example.com", expires_in=2 * 86400, reminders=[])
+    created, token = await api.pending("ext@example.com", expires_in=2 * 86400, reminders=[])
     new_expiry = (await api.stack.now()).replace(microsecond=0) + 10 * DAY
     response = await api.http.post(
         f"/v1/invitations/{created['id']}/extend",
@@ -264,11 +249,11 @@ async def test_extend_to_a_date_moves_the_expiry_timer(api: Api):
 
     await api.stack.env.sleep(5 * DAY)  # past the original expiry
     assert (await api.stack.state(handle)).status == "pending"
-    assert (await api.webhook(token, account(api, "ext@example.com"))).status_code == 200
+    assert (await api.webhook(token, account(api.stack.auth0, "ext@example.com"))).status_code == 200
 
 
 async def test_extend_by_seconds_from_now(api: Api):
-    created, _ = await pending(api, "secs@example.com", expires_in=3600)
+    created, _ = await api.pending("secs@example.com", expires_in=3600)
     before = await api.stack.now()
     response = await api.http.post(
         f"/v1/invitations/{created['id']}/extend", json={"expires_in": 30 * 86400}, headers=api.key
@@ -294,7 +279,7 @@ async def test_extend_by_seconds_from_now(api: Api):
     ids=["neither", "both", "naive", "too-short", "too-long-in", "not-a-date", "beyond-90-days", "past"],
 )
 async def test_extend_with_a_bad_expiry_is_422_and_changes_nothing(api: Api, body: dict, code: str):
-    created, _ = await pending(api, "bad-ext@example.com")
+    created, _ = await api.pending("bad-ext@example.com")
     now = await api.stack.now()
     relative = {"+91d": now + 91 * DAY, "-1h": now - timedelta(hours=1)}
     if body.get("expires_at") in relative:
@@ -306,7 +291,7 @@ async def test_extend_with_a_bad_expiry_is_422_and_changes_nothing(api: Api, bod
 
 
 async def test_extend_after_expiry_is_410_expired(api: Api):
-    created, _ = await pending(api, "late@example.com", expires_in=3600, reminders=[])
+    created, _ = await api.pending("late@example.com", expires_in=3600, reminders=[])
     await api.stack.env.sleep(timedelta(hours=2))
     assert (await api.stack.handles[-1].result()).status == "expired"
     response = await api.http.post(
@@ -318,8 +303,8 @@ async def test_extend_after_expiry_is_410_expired(api: Api):
 
 
 async def test_extend_of_an_accepted_invitation_is_409(api: Api):
-    created, token = await pending(api, "ext-acc@example.com")
-    assert (await api.webhook(token, account(api, "ext-acc@example.com"))).status_code == 200
+    created, token = await api.pending("ext-acc@example.com")
+    assert (await api.webhook(token, account(api.stack.auth0, "ext-acc@example.com"))).status_code == 200
     response = await api.http.post(
         f"/v1/invitations/{created['id']}/extend", json={"expires_in": 7200}, headers=api.key
     )
@@ -331,19 +316,16 @@ async def test_extend_of_an_accepted_invitation_is_409(api: Api):
 
 async def test_reissue_of_a_revoked_invitation_is_a_new_one_with_the_same_data(api: Api):
     data, metadata = {"plan": "pro", "quote": "Q-7"}, {"segment": "smb"}
-    created, _ = await pending(
-        api, "re@example.com", roles=["customer"], data=data, app_metadata=metadata, external_ref="lead-re"
+    created, _ = await api.pending(
+        "re@example.com", roles=["customer"], data=data, app_metadata=metadata, external_ref="lead-re"
     )
     old_id = created["id"]
-    assert (
-        await api.http.post(f"/v1/invitations/{old_id}/revoke", json={}, headers=api.key)
-    ).status_code == 200
+    await revoked(api, old_id)
 
-    response = await api.http.post(f"/v1/invitations/{old_id}/reissue", headers=api.key)
+    response = await reissue(api, old_id)
     assert response.status_code == 201
     new = response.json()
     new_id = new["id"]
-    api.stack.handles.append(handle_for(api.stack.client, new_id))
     assert new_id != old_id and new_id.startswith("inv_")
     assert (new["status"], new["email"], new["roles"]) == ("pending", "re@example.com", ["customer"])
     assert when(new["expires_at"]) - when(new["created_at"]) == 14 * DAY
@@ -357,23 +339,22 @@ async def test_reissue_of_a_revoked_invitation_is_a_new_one_with_the_same_data(a
     await api.stack.sent(api.stack.handles[-1])
     token = api.stack.links("re@example.com")[-1]
     assert api.stack.signer.verify(token).invitation_id == new_id
-    user = account(api, "re@example.com")
+    user = account(api.stack.auth0, "re@example.com")
     accepted = await api.webhook(token, user)
     assert (accepted.status_code, accepted.json()["invitation_id"]) == (200, new_id)
     assert api.stack.auth0.user(user["user_id"])["app_metadata"]["segment"] == "smb"
 
-    again = await api.http.post(f"/v1/invitations/{old_id}/reissue", headers=api.key)
+    again = await reissue(api, old_id)
     assert (again.status_code, again.json()["id"], again.json()["status"]) == (200, new_id, "accepted")
 
 
 async def test_reissue_of_an_expired_invitation(api: Api):
-    created, _ = await pending(api, "exp@example.com", expires_in=3600, reminders=[], data={"n": 1})
+    created, _ = await api.pending("exp@example.com", expires_in=3600, reminders=[], data={"n": 1})
     await api.stack.env.sleep(timedelta(hours=2))
     assert (await api.stack.handles[-1].result()).status == "expired"
-    response = await api.http.post(f"/v1/invitations/{created['id']}/reissue", headers=api.key)
+    response = await reissue(api, created["id"])
     assert response.status_code == 201
     new_id = response.json()["id"]
-    api.stack.handles.append(handle_for(api.stack.client, new_id))
     assert response.json()["status"] == "pending"
     assert when(response.json()["expires_at"]) - when(response.json()["created_at"]) == timedelta(hours=1)
     record = await api.stack.store.get_invitation(new_id)
@@ -383,37 +364,31 @@ async def test_reissue_of_an_expired_invitation(api: Api):
         created["id"],
         new_id,
     ]
-    again = await api.http.post(f"/v1/invitations/{created['id']}/reissue", headers=api.key)
+    again = await reissue(api, created["id"])
     assert (again.status_code, again.json()["id"]) == (200, new_id)
 
 
 async def test_a_reissue_carries_the_funnel_ref_to_the_new_workflow(api: Api):
-    created, _ = await pending(api, "ref@example.com", external_ref="lead-ref")
-    assert (
-        await api.http.post(f"/v1/invitations/{created['id']}/revoke", json={}, headers=api.key)
-    ).status_code == 200
-    response = await api.http.post(f"/v1/invitations/{created['id']}/reissue", headers=api.key)
+    created, _ = await api.pending("ref@example.com", external_ref="lead-ref")
+    await revoked(api, created["id"])
+    response = await reissue(api, created["id"])
     assert response.status_code == 201
     api.stack.handles.append(handle_for(api.stack.client, response.json()["id"]))
     assert response.json()["external_ref"] == "lead-ref"
 
 
 async def test_a_funnel_idempotency_key_cannot_take_a_reissue_id(api: Api):
-    created, _ = await pending(api, "orig@example.com")
+    created, _ = await api.pending("orig@example.com")
     squatter = await api.create("other@example.com", headers={"Idempotency-Key": f"reissue:{created['id']}"})
     assert squatter.status_code == 201
-    assert (
-        await api.http.post(f"/v1/invitations/{created['id']}/revoke", json={}, headers=api.key)
-    ).status_code == 200
-    response = await api.http.post(f"/v1/invitations/{created['id']}/reissue", headers=api.key)
-    if response.status_code in (200, 201):
-        api.stack.handles.append(handle_for(api.stack.client, response.json()["id"]))
+    await revoked(api, created["id"])
+    response = await reissue(api, created["id"])
     assert response.status_code == 201
     assert response.json()["email"] == "orig@example.com"
 
 
 async def test_a_reissue_keeps_the_old_lifetime_within_90_days(api: Api):
-    created, _ = await pending(api, "long-life@example.com", expires_in=80 * 86400, reminders=[])
+    created, _ = await api.pending("long-life@example.com", expires_in=80 * 86400, reminders=[])
     await api.stack.env.sleep(10 * DAY)
     extended = await api.http.post(
         f"/v1/invitations/{created['id']}/extend",
@@ -421,10 +396,8 @@ async def test_a_reissue_keeps_the_old_lifetime_within_90_days(api: Api):
         headers=api.key,
     )
     assert extended.status_code == 200  # now 99 days after its creation
-    assert (
-        await api.http.post(f"/v1/invitations/{created['id']}/revoke", json={}, headers=api.key)
-    ).status_code == 200
-    response = await api.http.post(f"/v1/invitations/{created['id']}/reissue", headers=api.key)
+    await revoked(api, created["id"])
+    response = await reissue(api, created["id"])
     assert response.status_code == 201
     api.stack.handles.append(handle_for(api.stack.client, response.json()["id"]))
     assert when(response.json()["expires_at"]) - when(response.json()["created_at"]) == 90 * DAY
@@ -432,16 +405,16 @@ async def test_a_reissue_keeps_the_old_lifetime_within_90_days(api: Api):
 
 @pytest.mark.parametrize("state", ["pending", "accepted"])
 async def test_reissue_of_a_live_or_accepted_invitation_is_409_not_reissuable(api: Api, state: str):
-    created, token = await pending(api, f"{state}@example.com")
+    created, token = await api.pending(f"{state}@example.com")
     if state == "accepted":
-        assert (await api.webhook(token, account(api, f"{state}@example.com"))).status_code == 200
-    response = await api.http.post(f"/v1/invitations/{created['id']}/reissue", headers=api.key)
+        assert (await api.webhook(token, account(api.stack.auth0, f"{state}@example.com"))).status_code == 200
+    response = await reissue(api, created["id"])
     assert error(response) == (409, "not_reissuable")
     assert len(api.stack.sendgrid.messages) == 1
 
 
 async def test_reissue_of_an_unknown_invitation_is_404(api: Api):
-    response = await api.http.post(f"/v1/invitations/{new_invitation_id()}/reissue", headers=api.key)
+    response = await reissue(api, new_invitation_id())
     assert error(response) == (404, "not_found")
 
 

@@ -6,22 +6,17 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
-from .conftest import Api
-
-
-async def _invite(api: Api, email: str, **body) -> tuple[dict, str]:
-    created = await api.created(email, **body)
-    await api.stack.sent(api.stack.handles[-1])
-    return created, api.stack.links(email)[-1]
+from tests.support.api import Api
+from tests.support.auth0 import account
+from tests.support.webhooks import WEBHOOK
 
 
 def _user(api: Api, email: str) -> dict:
-    user = api.stack.auth0.create_user(email)
-    return {"user_id": user["user_id"], "email": email, "email_verified": False, "name": "Someone"}
+    return account(api.stack.auth0, email, name="Someone")
 
 
 async def test_accepted_with_the_grant_done(api: Api):
-    created, token = await _invite(api, "hook@example.com", roles=["customer", "member"])
+    created, token = await api.pending("hook@example.com", roles=["customer", "member"])
     user = _user(api, "hook@example.com")
     response = await api.webhook(token, user)
     assert response.status_code == 200
@@ -35,25 +30,23 @@ async def test_accepted_with_the_grant_done(api: Api):
 
 
 async def test_bad_signature_is_401_and_changes_nothing(api: Api):
-    _, token = await _invite(api, "sig@example.com")
+    _, token = await api.pending("sig@example.com")
     user = _user(api, "sig@example.com")
     body = json.dumps({"type": "invitation.redeem", "invitation": token, "user": user}).encode()
     headers = api.sign(body)
     tampered = body.replace(b"sig@example.com", b"sig@example.org")
-    assert (await api.http.post("/v1/webhooks/auth0", content=tampered, headers=headers)).status_code == 401
+    assert (await api.http.post(WEBHOOK, content=tampered, headers=headers)).status_code == 401
     headers_bad = {**headers, "webhook-signature": "v1,AAAA" + headers["webhook-signature"][7:]}
-    response = await api.http.post("/v1/webhooks/auth0", content=body, headers=headers_bad)
+    response = await api.http.post(WEBHOOK, content=body, headers=headers_bad)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_signature"
-    unsigned = await api.http.post(
-        "/v1/webhooks/auth0", content=body, headers={"content-type": "application/json"}
-    )
+    unsigned = await api.http.post(WEBHOOK, content=body, headers={"content-type": "application/json"})
     assert unsigned.status_code == 401
     assert (await api.stack.state(api.stack.handles[-1])).status == "pending"
 
 
 async def test_a_timestamp_six_minutes_old_is_401(api: Api):
-    _, token = await _invite(api, "stale@example.com")
+    _, token = await api.pending("stale@example.com")
     response = await api.webhook(
         token, _user(api, "stale@example.com"), at=datetime.now(UTC) - timedelta(minutes=6)
     )
@@ -62,7 +55,7 @@ async def test_a_timestamp_six_minutes_old_is_401(api: Api):
 
 
 async def test_the_same_webhook_id_twice_is_one_redemption_with_the_first_answer(api: Api):
-    _, token = await _invite(api, "replay@example.com", roles=["customer"])
+    _, token = await api.pending("replay@example.com", roles=["customer"])
     user = _user(api, "replay@example.com")
     first = await api.webhook(token, user, msg_id="msg_replay_1")
     second = await api.webhook(token, user, msg_id="msg_replay_1")
@@ -76,7 +69,7 @@ async def test_the_same_webhook_id_twice_is_one_redemption_with_the_first_answer
 
 
 async def test_twenty_users_racing_on_one_link_one_wins_and_is_granted_once(api: Api):
-    _, token = await _invite(api, "race@example.com", roles=["customer"], email_policy="any")
+    _, token = await api.pending("race@example.com", roles=["customer"], email_policy="any")
     users = [_user(api, f"racer{i}@example.com") for i in range(20)]
     responses = await asyncio.gather(*(api.webhook(token, user) for user in users))
     codes = sorted(r.status_code for r in responses)
@@ -94,7 +87,7 @@ async def test_twenty_users_racing_on_one_link_one_wins_and_is_granted_once(api:
 
 
 async def test_rejections_use_the_spec_codes(api: Api):
-    created, token = await _invite(api, "owner@example.com")
+    created, token = await api.pending("owner@example.com")
     mismatch = await api.webhook(token, _user(api, "someone@example.com"))
     assert (mismatch.status_code, mismatch.json()) == (
         409,
@@ -107,7 +100,7 @@ async def test_rejections_use_the_spec_codes(api: Api):
 
 
 async def test_a_forged_token_in_a_signed_webhook_is_404(api: Api):
-    await _invite(api, "forge@example.com")
+    await api.pending("forge@example.com")
     response = await api.webhook(
         "AQRkZXYxAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", _user(api, "forge@example.com")
     )
@@ -117,6 +110,6 @@ async def test_a_forged_token_in_a_signed_webhook_is_404(api: Api):
 
 async def test_a_signed_but_malformed_body_is_422(api: Api):
     raw = json.dumps({"type": "invitation.redeem", "invitation": "x"}).encode()
-    response = await api.http.post("/v1/webhooks/auth0", content=raw, headers=api.sign(raw))
+    response = await api.http.post(WEBHOOK, content=raw, headers=api.sign(raw))
     assert response.status_code == 422
     assert "user" in response.json()["error"]["message"]

@@ -1,27 +1,20 @@
-"""Store tests run on SQLite, and on PostgreSQL too when INVITES_TEST_POSTGRES_URL is set.
+"""Store tests run on SQLite, and on PostgreSQL too when INVITES_TEST_POSTGRES_URL is set
+(see tests/support/postgres.py); every database they use is made for the session and dropped
+at its end."""
 
-The PostgreSQL URL names a server and a database to connect to for administration
-(e.g. `postgresql+psycopg://postgres@127.0.0.1:5432/test`); every database the tests use
-is created under a unique name and dropped at the end of the session.
-"""
-
-import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from invites.db import Store, create_engine, upgrade
 from invites.db.tables import Base
-
-POSTGRES_URL = os.environ.get("INVITES_TEST_POSTGRES_URL")
+from tests.support import postgres
 
 BACKENDS = [pytest.param("sqlite", id="sqlite")]
-if POSTGRES_URL:
+if postgres.POSTGRES_URL:
     BACKENDS.append(pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres))
 
 
@@ -33,27 +26,15 @@ class Databases:
         self._created: list[str] = []
 
     async def new(self, backend: str) -> str:
-        name = f"invites_test_{uuid.uuid4().hex[:12]}"
         if backend == "sqlite":
-            return f"sqlite+aiosqlite:///{self._folder / name}.db"
-        await _postgres_admin(f'CREATE DATABASE "{name}"')
+            return f"sqlite+aiosqlite:///{self._folder / uuid.uuid4().hex[:12]}.db"
+        name = await postgres.create_database()
         self._created.append(name)
-        return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        return postgres.database_url(name)
 
     async def drop_all(self) -> None:
         for name in self._created:
-            await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def _postgres_admin(statement: str) -> None:
-    # CREATE / DROP DATABASE cannot run inside a transaction.
-    admin = create_engine(POSTGRES_URL or "")
-    try:
-        async with admin.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await connection.execute(text(statement))
-    finally:
-        await admin.dispose()
+            await postgres.drop_database(name)
 
 
 @pytest.fixture(scope="session")
@@ -74,14 +55,12 @@ async def engine(request: pytest.FixtureRequest, databases: Databases) -> AsyncI
 
 
 @pytest.fixture
-async def store(engine: AsyncEngine) -> AsyncIterator[Store]:
+async def store(engine: AsyncEngine) -> Store:
     """A store on empty tables."""
     async with engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             await connection.execute(table.delete())
-    made = Store(engine)
-    yield made
-    made.close()
+    return Store(engine)
 
 
 @pytest.fixture(params=BACKENDS)

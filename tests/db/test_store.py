@@ -1,35 +1,19 @@
 import asyncio
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy.exc import StatementError
 
 from invites.db import (
-    InvitationRecord,
     LinkConflict,
     OutboxMail,
     Store,
     UnknownInvitation,
 )
+from tests.support.records import T0, invitation
 
-T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 PARIS = timezone(timedelta(hours=2))
-
-
-INVITATION_ID = "inv_01JTESTAAAAAAAAAAAAAAAAAAA"
-
-
-def invitation(invitation_id: str = INVITATION_ID, **changes) -> InvitationRecord:
-    rec = InvitationRecord(
-        id=invitation_id,
-        email="Ada@Example.COM",
-        data={"plan": "pro"},
-        app_metadata={"tier": "gold"},
-        request_hash="hash-1",
-        created_at=T0,
-    )
-    return replace(rec, **changes)
 
 
 def mail(mail_id: str, sent_at: datetime, invitation_id: str = "inv_a", **changes) -> OutboxMail:

@@ -14,7 +14,6 @@ import asyncio
 import json
 import re
 import shlex
-import socket
 import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -26,17 +25,16 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from invites.models import RevokeInput, Status
-from tests.conftest import binary
-from tests.devserver.test_worker_restart import WorkerProcess
-from tests.workflows.conftest import DAY, Stack, user_payload
+from tests.support.auth0 import ASSIGN_ROLES, LOOKUP, user_payload
+from tests.support.network import free_port
+from tests.support.stack import DAY, Stack
+from tests.support.temporal import binary, listed
+from tests.support.worker_process import WorkerProcess
 from workflows.invitation import InvitationWorkflow
 
 pytestmark = pytest.mark.devserver
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
-VISIBILITY_TIMEOUT = 15.0
-ASSIGN_ROLES = "POST /api/v2/users/{id}/roles"
-LOOKUP = "GET /api/v2/users-by-email"
 DATE_LITERAL = re.compile(r'"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"')
 
 # Every query of the page, and which of the invitations made below it must list.
@@ -87,18 +85,6 @@ def scoped(query: str, queue: str, cutoff: datetime) -> str:
     at = cutoff.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     dated = DATE_LITERAL.sub(f'"{at}"', query)
     return f'({dated}) AND TaskQueue="{queue}"'
-
-
-async def listed(client: Client, query: str, expected: set[str]) -> set[str]:
-    """Poll `list_workflows` until it lists exactly `expected` (visibility lags a moment)."""
-    seen: set[str] = set()
-    try:
-        async with asyncio.timeout(VISIBILITY_TIMEOUT):
-            while (seen := {wf.id async for wf in client.list_workflows(query)}) != expected:
-                await asyncio.sleep(0.2)
-    except TimeoutError:
-        raise AssertionError(f"{query!r} listed {sorted(seen)}, expected {sorted(expected)}") from None
-    return seen
 
 
 def cli_listed(command: list[str], client: Client, query: str) -> set[str]:
@@ -177,12 +163,6 @@ async def test_every_query_in_the_operations_doc_lists_the_invitations_it_promis
                     await handle.terminate("test finished")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 SAMPLE = re.compile(r"^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)")
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
@@ -231,7 +211,7 @@ async def test_the_worker_serves_sdk_metrics_and_logs_json_lines_without_secrets
     for name in SDK_METRICS:
         assert f"`{name}`" in documented, f"{name} is not in docs/operations.md"
         assert any(sample.startswith(name) for sample in samples), f"{name} not served"
-    # Workflow version 5: the look-up and the first mail are one activity on the Auth0 queue.
+    # The look-up and the first mail are one activity on the Auth0 queue.
     first = "look_up_and_invite"
     assert total(samples, "temporal_activity_execution_failed", activity_type=first) >= 1
     assert total(samples, "temporal_activity_execution_latency_count", activity_type=first) >= 1

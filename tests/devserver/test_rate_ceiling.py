@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.workflows.conftest import Stack
+from tests.support.auth0 import LOOKUP
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.devserver
-LOOKUP = "GET /api/v2/users-by-email"
 
 
 @pytest.fixture

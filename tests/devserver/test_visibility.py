@@ -6,33 +6,18 @@ the fakes; the queries are the ones SPEC §3 promises work in the Temporal UI.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime, timedelta
 
 import pytest
-from temporalio.client import Client
 
 from invites.models import Status
 from invites.temporal import EMAIL, EXPIRES_AT, REF, STATUS
-from tests.workflows.conftest import Stack, user_payload
+from tests.support.auth0 import user_payload
+from tests.support.stack import Stack
+from tests.support.temporal import listed
 
 pytestmark = pytest.mark.devserver
-
-# Visibility is eventually consistent: a list query may lag the workflow by a moment.
-VISIBILITY_TIMEOUT = 10.0
-
-
-async def listed(client: Client, query: str, expected: set[str]) -> set[str]:
-    """Poll `list_workflows(query)` until it returns exactly the `expected` workflow ids."""
-    seen: set[str] = set()
-    try:
-        async with asyncio.timeout(VISIBILITY_TIMEOUT):
-            while (seen := {wf.id async for wf in client.list_workflows(query)}) != expected:
-                await asyncio.sleep(0.1)
-    except TimeoutError:
-        raise AssertionError(f"{query!r} listed {sorted(seen)}, expected {sorted(expected)}") from None
-    return seen
 
 
 def rfc3339(moment: datetime) -> str:

@@ -8,99 +8,28 @@ SIGKILL (no graceful shutdown, the activity's result is lost), and a fresh worke
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import subprocess
-import sys
-import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from pydantic import SecretStr
-from temporalio.api.enums.v1 import EventType
 
 from invites.models import Status
 from invites.settings import Settings
-from tests.workflows.conftest import Stack, user_payload
+from tests.support.auth0 import ASSIGN_ROLES, assignments_answered, user_payload
+from tests.support.stack import Stack
+from tests.support.worker_process import WorkerProcess, grant_started, settings_env
 from workflows.invitation import AUTH0_TIMEOUT
 
 pytestmark = pytest.mark.devserver
 
-ROOT = Path(__file__).resolve().parents[2]
-ASSIGN_ROLES = "POST /api/v2/users/{id}/roles"
-READY_LINE = "worker started on task queue"
-READY_TIMEOUT = 30.0
 # A killed worker's activity is retried only once its start-to-close timeout has passed.
 RECOVERY_TIMEOUT = AUTH0_TIMEOUT + timedelta(seconds=30)
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The `INVITES_*` variables that make `Settings()` in another process equal `settings`."""
-    env: dict[str, str] = {}
-    for name, value in settings:
-        if value is None:
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        elif isinstance(value, timedelta):
-            value = iso_duration(value)
-        elif isinstance(value, list):
-            value = json.dumps([iso_duration(v) if isinstance(v, timedelta) else v for v in value])
-        elif isinstance(value, bool):
-            value = "true" if value else "false"
-        env[f"INVITES_{name.upper()}"] = str(value)
-    return env
-
-
-def iso_duration(value: timedelta) -> str:
-    """pydantic reads a timedelta from a string only as ISO 8601 (`PT1209600S`), not as seconds."""
-    return f"PT{value.total_seconds()}S"
-
-
-class WorkerProcess:
-    """`python -c 'import worker; worker.main()'`, its output in a log file for failures."""
-
-    def __init__(self, settings: Settings, log: Path) -> None:
-        self.log = log
-        env = {k: v for k, v in os.environ.items() if not k.startswith("INVITES_")}
-        env.update(settings_env(settings), PYTHONUNBUFFERED="1")
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", "import worker; worker.main()"],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    async def ready(self) -> None:
-        """Wait until both Temporal workers poll (the worker logs it), failing fast if it died."""
-        deadline = time.monotonic() + READY_TIMEOUT
-        while READY_LINE not in self.output():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.output()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"worker not ready after {READY_TIMEOUT} s:\n{self.output()}")
-            await asyncio.sleep(0.1)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-
-
 def test_settings_env_round_trips(dev_stack: Stack, monkeypatch: pytest.MonkeyPatch):
-    """The subprocess sees exactly the test's settings (guards the helper below)."""
+    """The subprocess sees exactly the test's settings (guards `settings_env`)."""
     for name in os.environ:
         if name.startswith("INVITES_"):
             monkeypatch.delenv(name)
@@ -135,7 +64,7 @@ async def test_worker_killed_mid_grant_is_replaced_and_roles_are_granted_once(
         first.kill()
         if stale_lands == "before_retry":
             held.release()
-            await assignment_answered(s)
+            await assignments_answered(s.auth0)
         workers.append(second := WorkerProcess(s.settings, tmp_path / "worker-2.log"))
         await second.ready()
 
@@ -148,7 +77,7 @@ async def test_worker_killed_mid_grant_is_replaced_and_roles_are_granted_once(
         assert s.auth0.faults.count(ASSIGN_ROLES) == (1 if stale_lands == "before_retry" else 2)
         if stale_lands == "after_retry":
             held.release()
-            await assignment_answered(s, requests=2)
+            await assignments_answered(s.auth0, 2)
 
         assert s.auth0.role_names(uid) == ["customer", "member"]
         assert s.auth0.role_assignments[uid] == 2  # two role ids, each granted once
@@ -163,26 +92,4 @@ async def test_worker_killed_mid_grant_is_replaced_and_roles_are_granted_once(
         held.release()
         for w in workers:
             w.kill()
-            sys.stderr.write(f"--- worker pid {w.pid} ({w.log.name}) ---\n{w.output()}\n")
-
-
-async def assignment_answered(s: Stack, requests: int = 1) -> None:
-    """Wait until Auth0 answered `requests` role assignments 204 (the parked one included)."""
-    async with asyncio.timeout(10):
-        while s.auth0.faults.count(ASSIGN_ROLES, status=204) < requests:
-            await asyncio.sleep(0.05)
-
-
-async def grant_started(handle: Any) -> dict[str, Any]:
-    """Attempt and worker identity of the grant activity's recorded start (`grant_access`, which
-    assigns the roles)."""
-    scheduled_id = None
-    async for event in handle.fetch_history_events():
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            if event.activity_task_scheduled_event_attributes.activity_type.name == "grant_access":
-                scheduled_id = event.event_id
-        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-            attrs = event.activity_task_started_event_attributes
-            if attrs.scheduled_event_id == scheduled_id:
-                return {"attempt": attrs.attempt, "identity": attrs.identity}
-    raise AssertionError("no recorded start of grant_access")
+            w.dump()

@@ -11,7 +11,7 @@ import uuid
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from .conftest import ARTIFACTS, Dev, eventually
+from tests.support.invites_dev import ARTIFACTS, Dev, eventually
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "correct horse battery"
@@ -45,10 +45,10 @@ async def status_of(dev: Dev, invitation_id: str) -> str:
         return (await http.get(f"/v1/invitations/{invitation_id}")).json()["status"]
 
 
-async def test_a_new_user_signs_up_from_the_invitation(dev_stack: Dev, browser: Browser):
+async def test_a_new_user_signs_up_from_the_invitation(invites_dev: Dev, browser: Browser):
     page = await browser.new_page()
     email = f"ada-{uuid.uuid4().hex[:6]}@example.com"
-    invitation_id = await invite_through_the_funnel(page, dev_stack, email, "Analytical Engines")
+    invitation_id = await invite_through_the_funnel(page, invites_dev, email, "Analytical Engines")
     await shot(page, "a1-outbox")
     await page.locator(f'.mail[data-invitation="{invitation_id}"] .invitation-link').click()
     await expect(page.get_by_role("heading", name="Create your account")).to_be_visible()
@@ -60,18 +60,18 @@ async def test_a_new_user_signs_up_from_the_invitation(dev_stack: Dev, browser: 
     await expect(page.locator("#roles .role")).to_have_text(["customer"])
     await expect(page.locator(".funnel-data")).to_contain_text("Analytical Engines")
     await shot(page, "a3-customer-space")
-    assert await status_of(dev_stack, invitation_id) == "accepted"
-    await page.goto(f"{dev_stack.ui}/namespaces/default/workflows/invitation-{invitation_id}")
+    assert await status_of(invites_dev, invitation_id) == "accepted"
+    await page.goto(f"{invites_dev.ui}/namespaces/default/workflows/invitation-{invitation_id}")
     await expect(page.get_by_text("Completed").first).to_be_visible(timeout=20_000)
     await shot(page, "a4-temporal-ui")
     await page.close()
 
 
-async def test_an_existing_user_signs_in_to_accept(dev_stack: Dev, browser: Browser):
+async def test_an_existing_user_signs_in_to_accept(invites_dev: Dev, browser: Browser):
     page = await browser.new_page()
     email = f"bob-{uuid.uuid4().hex[:6]}@example.com"
     # Bob has an account already (signed up without any invitation: never blocked).
-    await page.goto(f"{dev_stack.api}/app")
+    await page.goto(f"{invites_dev.api}/app")
     await page.click("text=Sign in")
     await page.click("text=Don't have an account? Sign up")
     await page.fill('form[action="/u/signup"] input[name="email"] >> visible=true', email)
@@ -81,7 +81,7 @@ async def test_an_existing_user_signs_in_to_accept(dev_stack: Dev, browser: Brow
     await expect(page.locator("#data")).to_contain_text("No invitation is linked")
     await page.click("text=Sign out")
 
-    invitation_id = await invite_through_the_funnel(page, dev_stack, email, "Bob's Bakery")
+    invitation_id = await invite_through_the_funnel(page, invites_dev, email, "Bob's Bakery")
     await page.locator(f'.mail[data-invitation="{invitation_id}"] .invitation-link').click()
     await expect(page.get_by_role("heading", name="Welcome")).to_be_visible()  # screen_hint=login
     await shot(page, "b1-sign-in")
@@ -90,16 +90,16 @@ async def test_an_existing_user_signs_in_to_accept(dev_stack: Dev, browser: Brow
     await expect(page.locator("#roles .role")).to_have_text(["customer"])
     await expect(page.locator(".funnel-data")).to_contain_text("Bob's Bakery")
     await shot(page, "b2-customer-space")
-    assert await status_of(dev_stack, invitation_id) == "accepted"
+    assert await status_of(invites_dev, invitation_id) == "accepted"
     await page.close()
 
 
 async def test_google_with_another_address_is_explained_and_the_invitation_waits(
-    dev_stack: Dev, browser: Browser
+    invites_dev: Dev, browser: Browser
 ):
     page = await browser.new_page()
     email = f"carol-{uuid.uuid4().hex[:6]}@example.com"
-    invitation_id = await invite_through_the_funnel(page, dev_stack, email, "Carol & Co")
+    invitation_id = await invite_through_the_funnel(page, invites_dev, email, "Carol & Co")
     await page.locator(f'.mail[data-invitation="{invitation_id}"] .invitation-link').click()
     await page.click("text=Continue with Google")
     google = page.locator('form[action="/u/social"]:has(input[value="google-oauth2"])')
@@ -111,7 +111,7 @@ async def test_google_with_another_address_is_explained_and_the_invitation_waits
     await shot(page, "c2-customer-space-mismatch")
 
     async def still_pending() -> bool:
-        return await status_of(dev_stack, invitation_id) == "pending"
+        return await status_of(invites_dev, invitation_id) == "pending"
 
     await eventually(still_pending)
     await page.close()

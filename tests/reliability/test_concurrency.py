@@ -16,10 +16,10 @@ import pytest
 
 from invites.invitations import handle_for
 from invites.models import Status
-from tests.api.conftest import Api
-from tests.workflows.conftest import Stack
-
-from .conftest import ASSIGN_ROLES, account, api_for, assert_unavailable, delivery
+from tests.support.api import Api, api_for
+from tests.support.auth0 import ASSIGN_ROLES, account
+from tests.support.stack import Stack
+from tests.support.webhooks import assert_unavailable
 
 pytestmark = [pytest.mark.devserver, pytest.mark.slow]
 
@@ -60,8 +60,11 @@ async def test_200_concurrent_redeems_over_50_links_accept_exactly_one_user_per_
         links = []  # (invitation, the deliveries of its four logins, their users)
         for inv, email in zip(created, emails, strict=True):
             token = s.links(email)[-1]
-            users = [account(api, f"racer{j}.{inv['id'].lower()}@example.org") for j in range(USERS_PER_LINK)]
-            links.append((inv, [delivery(api, token, user) for user in users], users))
+            users = [
+                account(s.auth0, f"racer{j}.{inv['id'].lower()}@example.org", email_verified=True)
+                for j in range(USERS_PER_LINK)
+            ]
+            links.append((inv, [api.delivery(token, user) for user in users], users))
         everyone = [d for _, deliveries, _ in links for d in deliveries]
         random.Random(7).shuffle(everyone)  # the four logins of one link do not arrive side by side
 

@@ -22,17 +22,13 @@ from invites.db.engine import create_engine
 from invites.ids import invitation_id_for_ref
 from invites.invitations import handle_for
 from invites.models import InvitationState, Status
-from tests.workflows.conftest import _stack, user_payload
+from tests.support.api import api_for
+from tests.support.auth0 import account, user_payload
+from tests.support.postgres import ProxiedDatabase
+from tests.support.stack import open_stack
+from tests.support.temporal import ServerClock
+from tests.support.webhooks import assert_unavailable
 from workflows.invitation import AUTH0_RETRY
-
-from .conftest import (
-    ProxiedDatabase,
-    ServerClock,
-    account,
-    api_for,
-    assert_unavailable,
-    delivery,
-)
 
 OUTAGE = timedelta(minutes=10)
 RETRY_AFTER_S = 120
@@ -69,14 +65,14 @@ async def test_auth0_rate_limiting_for_ten_minutes_loses_no_redemption(
     `ServerClock`, the time the workflows see, so "ten minutes" is ten minutes of retries,
     however fast the test server skips through them.
     """
-    async with _stack(ts_env, tmp_path, {}) as stack, api_for(stack, clock=stack.now) as api:
+    async with open_stack(ts_env, tmp_path, {}) as stack, api_for(stack, clock=stack.now) as api:
         clock = ServerClock(stack.env)
         stack.auth0.faults.clock = clock
         async with stack.worker():
             emails = [f"limited{i}@example.com" for i in range(INVITATIONS)]
             created = [await api.created(email, roles=["customer"]) for email in emails]
             await asyncio.gather(*(stack.sent(h) for h in stack.handles))
-            users = [account(api, email) for email in emails]
+            users = [account(stack.auth0, email, email_verified=True) for email in emails]
 
             outage_ends = await clock.now() + OUTAGE.total_seconds()
             stack.auth0.faults.status(
@@ -84,7 +80,7 @@ async def test_auth0_rate_limiting_for_ten_minutes_loses_no_redemption(
             )
             tokens = [stack.links(email)[-1] for email in emails]
             during = await asyncio.gather(
-                *(delivery(api, t, u).send(api.http) for t, u in zip(tokens, users, strict=True))
+                *(api.delivery(t, u).send(api.http) for t, u in zip(tokens, users, strict=True))
             )
             for response, inv in zip(during, created, strict=True):
                 assert response.status_code == 200, response.text
@@ -102,7 +98,7 @@ async def test_auth0_rate_limiting_for_ten_minutes_loses_no_redemption(
 
             # A later login by the same user (a new webhook) gets the settled answer.
             after = await asyncio.gather(
-                *(delivery(api, t, u).send(api.http) for t, u in zip(tokens, users, strict=True))
+                *(api.delivery(t, u).send(api.http) for t, u in zip(tokens, users, strict=True))
             )
             assert {(r.status_code, r.json()["grant"]) for r in after} == {(200, "done")}
 
@@ -143,7 +139,7 @@ async def test_database_outage_answers_503_writes_nothing_half_and_the_link_is_r
     """
     db = proxied_postgres
     async with (
-        _stack(ts_env, tmp_path, {"database_url": db.url}) as stack,
+        open_stack(ts_env, tmp_path, {"database_url": db.url}) as stack,
         api_for(stack, clock=stack.now) as api,
         stack.worker(),
     ):
@@ -152,9 +148,9 @@ async def test_database_outage_answers_503_writes_nothing_half_and_the_link_is_r
         first_handle, second_handle = stack.handles
         await stack.sent(first_handle)
         await stack.sent(second_handle)
-        second_user = account(api, "second@example.com")
+        second_user = account(stack.auth0, "second@example.com", email_verified=True)
         stack.auth0.create_user("first@example.com")
-        webhook = delivery(api, stack.links("second@example.com")[-1], second_user)
+        webhook = api.delivery(stack.links("second@example.com")[-1], second_user)
 
         await db.proxy.down()
 

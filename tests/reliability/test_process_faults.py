@@ -2,13 +2,12 @@
 server itself stopped and started again while invitations wait.
 
 The worker runs as production runs it (`worker.main()` in its own process, configured only by
-`INVITES_*` variables, see `tests/devserver/test_worker_restart.py`); real time throughout.
+`INVITES_*` variables, see `tests/support/worker_process.py`); real time throughout.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 import uuid
 from datetime import timedelta
@@ -18,11 +17,12 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from invites.models import Status
-from tests.devserver.test_worker_restart import WorkerProcess, grant_started
-from tests.workflows.conftest import Stack, _stack, user_payload
+from tests.support.auth0 import ASSIGN_ROLES, assignments_answered, user_payload
+from tests.support.network import free_port
+from tests.support.stack import Stack, open_stack
+from tests.support.temporal import start_dev_server
+from tests.support.worker_process import WorkerProcess, grant_started
 from workflows.invitation import AUTH0_HEARTBEAT
-
-from .conftest import ASSIGN_ROLES, free_port, start_dev_server
 
 pytestmark = [pytest.mark.devserver, pytest.mark.slow]
 
@@ -65,7 +65,7 @@ async def test_worker_killed_with_50_grants_in_flight_grants_each_user_once(dev_
         first.kill()
         for hold in early:
             hold.release()
-        await assignments_answered(s, len(early))
+        await assignments_answered(s.auth0, len(early), ANSWER_TIMEOUT)
         workers.append(second := WorkerProcess(s.settings, tmp_path / "worker-2.log"))
         await second.ready()
 
@@ -75,7 +75,7 @@ async def test_worker_killed_with_50_grants_in_flight_grants_each_user_once(dev_
             hold.release()
         # Every assignment answered: the early parked ones once (the retry found the roles held),
         # the late ones twice (the retry, then the stale request).
-        await assignments_answered(s, INVITATIONS + len(late))
+        await assignments_answered(s.auth0, INVITATIONS + len(late), ANSWER_TIMEOUT)
 
         for email, final in zip(emails, finals, strict=True):
             uid = uids[email]
@@ -97,14 +97,7 @@ async def test_worker_killed_with_50_grants_in_flight_grants_each_user_once(dev_
         s.auth0.faults.release_all()
         for w in workers:
             w.kill()
-            sys.stderr.write(f"--- worker pid {w.pid} ({w.log.name}) ---\n{w.output()}\n")
-
-
-async def assignments_answered(s: Stack, requests: int) -> None:
-    """Wait until Auth0 has answered `requests` role assignments 204 (stale ones included)."""
-    async with asyncio.timeout(ANSWER_TIMEOUT):
-        while s.auth0.faults.count(ASSIGN_ROLES, status=204) < requests:
-            await asyncio.sleep(0.05)
+            w.dump()
 
 
 # --- the Temporal server restarted ---------------------------------------------------------------
@@ -126,10 +119,10 @@ async def test_a_restarted_dev_server_keeps_its_invitations_reminding_expiring_a
     client stay up throughout and reconnect by themselves, as they would in production.
     """
     port, database = free_port(), tmp_path / "temporal.db"
-    env: WorkflowEnvironment | None = await start_dev_server(port, database)
+    env: WorkflowEnvironment | None = await start_dev_server(port=port, database=database)
     worker: WorkerProcess | None = None
     try:
-        async with _stack(env, tmp_path, {"temporal_address": f"127.0.0.1:{port}"}) as s:
+        async with open_stack(env, tmp_path, {"temporal_address": f"127.0.0.1:{port}"}) as s:
             worker = WorkerProcess(s.settings, tmp_path / "worker.log")
             await worker.ready()
             tag = uuid.uuid4().hex[:8]
@@ -146,7 +139,7 @@ async def test_a_restarted_dev_server_keeps_its_invitations_reminding_expiring_a
             # Down until bob's second reminder is overdue by a second or more.
             await asyncio.sleep(max(0.0, first_sent_at + BOB_REMINDERS[1].total_seconds() + 1 - time.time()))
             restarted_at = time.time()  # nothing can run on the server before this
-            env = await start_dev_server(port, database)
+            env = await start_dev_server(port=port, database=database)
 
             result = await s.redeem(ada_inv, user_payload(s.auth0, ada))
             assert (result.result, result.grant) == ("accepted", "done")
@@ -166,6 +159,6 @@ async def test_a_restarted_dev_server_keeps_its_invitations_reminding_expiring_a
     finally:
         if worker is not None:
             worker.kill()
-            sys.stderr.write(f"--- worker ---\n{worker.output()}\n")
+            worker.dump()
         if env is not None:
             await env.shutdown()
