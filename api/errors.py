@@ -17,10 +17,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
-from invites.auth0 import Auth0TokenError, UnknownRoles
-from invites.creation import IdempotencyConflict, MissingFunnelData, NotReissuable
+from invites.auth0 import Auth0TokenError
+from invites.errors import REFUSALS, refused
 from invites.errors import unavailable as dependency_down
-from invites.invitations import InvitationNotFound, InvitationRejected
 from invites.models import Reason
 from invites.redemption import GONE
 from invites.schemas import ErrorBody
@@ -42,15 +41,9 @@ UNAVAILABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
         },
     }
 }
-# The core's typed refusals, each answered through `refusal` (routes let them propagate).
-REFUSALS = (
-    InvitationNotFound,
-    InvitationRejected,
-    NotReissuable,
-    MissingFunnelData,
-    UnknownRoles,
-    IdempotencyConflict,
-)
+# HTTP statuses of the refusals' codes other than 409 (reason codes that say the invitation is
+# gone answer 410).
+REFUSAL_STATUS = {"not_found": 404, "unknown_role": 422, Reason.INVALID_EXPIRY.value: 422}
 
 
 class ApiError(Exception):
@@ -72,22 +65,12 @@ def unavailable(what: str) -> ApiError:
 
 
 def refusal(exc: Exception) -> ApiError:
-    """A refusal of the core (one of REFUSALS) as the API answers it: the one table of statuses."""
-    if isinstance(exc, InvitationNotFound):
-        return ApiError(404, "not_found", f"No invitation {exc.invitation_id}.")
-    if isinstance(exc, MissingFunnelData):
-        return ApiError(404, "not_found", str(exc))
-    if isinstance(exc, NotReissuable):
-        return ApiError(409, "not_reissuable", str(exc))
-    if isinstance(exc, UnknownRoles):
-        return ApiError(422, "unknown_role", str(exc))
-    if isinstance(exc, IdempotencyConflict):
-        return ApiError(409, "idempotency_conflict", str(exc))
-    if isinstance(exc, InvitationRejected):
-        if exc.reason == Reason.INVALID_EXPIRY:
-            return ApiError(422, exc.reason, str(exc))
-        return ApiError(410 if exc.reason in GONE else 409, exc.reason, str(exc))
-    raise TypeError(f"not a refusal: {exc!r}")
+    """A refusal of the core (one of REFUSALS) as the API answers it."""
+    refusal = refused(exc)
+    if refusal is None:
+        raise TypeError(f"not a refusal: {exc!r}")
+    status = 410 if refusal.code in GONE else REFUSAL_STATUS.get(refusal.code, 409)
+    return ApiError(status, refusal.code, refusal.message)
 
 
 def install(app: FastAPI) -> None:
@@ -101,8 +84,8 @@ def install(app: FastAPI) -> None:
         error = refusal(exc)
         return error_response(error.status, error.code, error.message)
 
-    for refused in REFUSALS:
-        app.add_exception_handler(refused, _refused)
+    for kind in REFUSALS:
+        app.add_exception_handler(kind, _refused)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

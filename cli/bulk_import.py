@@ -23,8 +23,9 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from cli.ops import refusal, unavailable
+from cli.ops import unavailable
 from invites.creation import Creator, request_fingerprint
+from invites.errors import refused as refusal
 from invites.schemas import InvitationCreate
 
 # Columns with a meaning; every other named column goes into `data`.

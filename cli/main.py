@@ -468,6 +468,7 @@ def _run(
     """Run an async command with the connections it needs; map refusals and outages to exit codes."""
     from cli import ops as cli_ops
     from cli import output as cli_output
+    from invites import errors
     from invites.settings import get_settings
 
     try:
@@ -485,7 +486,7 @@ def _run(
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:
-        refused = cli_ops.refusal(exc)
+        refused = errors.refused(exc)
         if refused is not None:
             cli_output.print_refused(refused.code, refused.message, as_json=as_json)
             raise typer.Exit(EXIT_REFUSED) from None

@@ -2,8 +2,8 @@
 
 It talks to Temporal and the database directly, with the worker's own settings, and goes through
 the same core calls as the API (`invites.invitations`, `invites.steering`, `invites.creation`).
-`refusal` turns the core's typed refusals into `Refused(code, message)`, with the API's reason
-codes; `unavailable` says which dependency did not answer (nothing was decided: try again).
+Refusals are reported through `invites.errors.refused`, with the API's reason codes and words;
+`unavailable` says which dependency did not answer (nothing was decided: try again).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from sqlalchemy.exc import OperationalError
 from temporalio.client import Client
 
 from invites import errors, invitations
-from invites.auth0 import Auth0Management, UnknownRoles
-from invites.creation import Creator, IdempotencyConflict, MissingFunnelData, NotReissuable
+from invites.auth0 import Auth0Management
+from invites.creation import Creator
 from invites.db.engine import create_engine
 from invites.db.migrate import upgrade
 from invites.db.records import OutboxMail
 from invites.db.store import Store
-from invites.invitations import InvitationNotFound, InvitationRejected, get_state
+from invites.invitations import get_state
 from invites.models import InvitationState
 from invites.schemas import InvitationSummary
 from invites.settings import Settings
@@ -39,33 +39,8 @@ STATE_LOOKUP_BUDGET_S = 10.0
 MAILS_SHOWN = 50
 
 
-@dataclass(frozen=True)
-class Refused:
-    """A refusal as the CLI reports it: `code` is the reason code the API answers with."""
-
-    code: str
-    message: str
-
-
 class Unavailable(Exception):
     """Temporal, the database or Auth0 did not answer: nothing was decided, try again."""
-
-
-def refusal(exc: BaseException) -> Refused | None:
-    """The typed refusals of the core, as reason codes; None for anything else."""
-    if isinstance(exc, InvitationNotFound):
-        return Refused("not_found", f"There is no invitation {exc.invitation_id}.")
-    if isinstance(exc, InvitationRejected):
-        return Refused(exc.reason, str(exc))
-    if isinstance(exc, UnknownRoles):
-        return Refused("unknown_role", f"{exc}; use role names that exist in the tenant.")
-    if isinstance(exc, IdempotencyConflict):
-        return Refused("idempotency_conflict", "This external_ref was used before with different values.")
-    if isinstance(exc, NotReissuable):
-        return Refused("not_reissuable", str(exc))
-    if isinstance(exc, MissingFunnelData):
-        return Refused("not_found", str(exc))
-    return None
 
 
 def unavailable(exc: BaseException) -> str | None:

@@ -47,7 +47,7 @@ from invites.models import (
     RevokeInput,
     Status,
 )
-from invites.redemption import MESSAGES, redeem_rejection
+from invites.redemption import ENDED_REASON, MESSAGES, redeem_rejection
 from invites.schemas import InvitationSummary
 from invites.settings import Settings
 
@@ -243,13 +243,7 @@ async def _final_state(handle: WorkflowHandle[Any, InvitationState], invitation_
 
 
 def _ended(final: InvitationState) -> InvitationRejected:
-    reason = {
-        Status.EXPIRED: Reason.EXPIRED,
-        Status.REVOKED: Reason.REVOKED,
-        Status.ACCEPTED: Reason.ALREADY_REDEEMED,
-        Status.UNDELIVERABLE: Reason.UNDELIVERABLE,
-    }[final.status]
-    return InvitationRejected(reason.value)
+    return InvitationRejected(ENDED_REASON[final.status].value)
 
 
 def _rejection(err: WorkflowUpdateFailedError) -> Exception:

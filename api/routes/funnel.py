@@ -9,9 +9,7 @@ from fastapi import APIRouter, Header, Response
 from httpx import HTTPError
 
 from api.deps import CreatorDep, ServicesDep
-from api.errors import ApiError, unavailable
-from invites.auth0 import UnknownRoles
-from invites.creation import IdempotencyConflict
+from api.errors import unavailable
 from invites.schemas import ErrorBody, InvitationCreate, InvitationPublic
 
 router = APIRouter(tags=["funnel"])
@@ -46,10 +44,6 @@ async def create_invitation(
     """
     try:
         outcome = await services.creator.create(body, idempotency_key)
-    except UnknownRoles as exc:
-        raise ApiError(422, "unknown_role", str(exc)) from None
-    except IdempotencyConflict as exc:
-        raise ApiError(409, "idempotency_conflict", str(exc)) from None
     except (Auth0ApiError, HTTPError):
         raise unavailable("Auth0") from None
     if not outcome.created:
