@@ -12,111 +12,28 @@
  *    "error": null | {"name": "...", "message": "..."}}
  *
  * The Action's console output goes into `logs` (Auth0 shows it in the Action's log), so stdout
- * carries the JSON only. The process exits as soon as the Action settles: Node's fetch keeps
- * idle sockets open for seconds, and the login must not wait for them.
+ * carries the JSON only. The process exits as soon as the Action settles.
  */
-const path = require("node:path");
-const util = require("node:util");
+const { printAndExit, readStdin, runAction } = require("../auth0/actions/scripts/runtime");
 
 const MIN_NODE_MAJOR = 20;
 
-function readStdin() {
-  return new Promise((resolve, reject) => {
-    const chunks = [];
-    process.stdin.on("data", (chunk) => chunks.push(chunk));
-    process.stdin.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    process.stdin.on("error", reject);
-  });
-}
-
-/** The post-login `api` subset the sandbox honours, recording every call into `result`. */
-function makeApi(result) {
-  const cache = new Map();
-  const claims = (target) => ({
-    setCustomClaim: (name, value) => {
-      target[name] = value;
-    },
-  });
-  return {
-    idToken: claims(result.idToken),
-    accessToken: {
-      ...claims(result.accessToken),
-      addScope: (scope) => result.scopes.add.push(scope),
-      removeScope: (scope) => result.scopes.remove.push(scope),
-    },
-    access: {
-      deny: (reason) => {
-        // As in Auth0, the Action goes on running; the login fails once it returns.
-        if (result.denied === null) result.denied = String(reason);
-      },
-    },
-    user: {
-      setAppMetadata: (name, value) => {
-        result.appMetadata = { ...(result.appMetadata || {}), [name]: value ?? null };
-      },
-      setUserMetadata: (name, value) => {
-        result.userMetadata = { ...(result.userMetadata || {}), [name]: value ?? null };
-      },
-    },
-    cache: {
-      get: (key) => (cache.has(key) ? { value: cache.get(key) } : undefined),
-      set: (key, value) => {
-        cache.set(key, value);
-        return { type: "success" };
-      },
-      delete: (key) => {
-        cache.delete(key);
-        return { type: "success" };
-      },
-    },
-  };
-}
-
-function captureConsole(logs) {
-  for (const name of ["log", "info", "warn", "error", "debug", "trace"]) {
-    console[name] = (...args) => {
-      logs.push(util.format(...args));
-    };
-  }
-}
-
-function finish(result) {
-  process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0));
-}
-
 async function main() {
-  const result = {
-    idToken: {},
-    accessToken: {},
-    scopes: { add: [], remove: [] },
-    denied: null,
-    appMetadata: null,
-    userMetadata: null,
-    logs: [],
-    error: null,
-  };
   const major = Number(process.versions.node.split(".")[0]);
   if (major < MIN_NODE_MAJOR) {
-    result.error = { name: "NodeTooOld", message: `Node.js ${process.versions.node} is too old` };
-    return finish(result);
+    const error = { name: "NodeTooOld", message: `Node.js ${process.versions.node} is too old` };
+    return printAndExit({ idToken: {}, accessToken: {}, denied: null, logs: [], error });
   }
-  const actionPath = process.argv[2];
+  let event;
   try {
-    const { event } = JSON.parse(await readStdin());
-    captureConsole(result.logs);
-    const action = require(path.resolve(actionPath));
-    if (typeof action.onExecutePostLogin !== "function") {
-      throw new TypeError("the Action does not export onExecutePostLogin");
-    }
-    await action.onExecutePostLogin(event, makeApi(result));
+    ({ event } = JSON.parse(await readStdin()));
   } catch (err) {
-    result.error = {
-      name: (err && err.name) || "Error",
-      code: (err && err.code) || null,
-      message: String((err && err.message) || err).slice(0, 500),
-    };
+    const error = { name: "SyntaxError", message: String(err.message).slice(0, 500) };
+    return printAndExit({ idToken: {}, accessToken: {}, denied: null, logs: [], error });
   }
-  return finish(result);
+  const result = await runAction(process.argv[2], event);
+  // The first deny wins, as in Auth0.
+  return printAndExit({ ...result, denied: result.denied[0] ?? null });
 }
 
 main();

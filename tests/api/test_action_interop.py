@@ -146,7 +146,7 @@ async def run_action(api: Api, node: str, token: str, user: dict[str, Any], **ex
             **extra,
         },
     )
-    assert calls["threw"] is None
+    assert calls["error"] is None
     assert calls["denied"] == []  # the invitation never blocks a login
     assert not any(token in line for line in calls["logs"])  # the token is a credential
     return calls

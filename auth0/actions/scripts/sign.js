@@ -9,19 +9,11 @@
  * must be sent byte for byte. `timestamp` (Unix seconds) defaults to now.
  */
 const { signWebhook } = require("../post-login")._internal;
+const { readStdin } = require("./runtime");
 
 function fail(message) {
   process.stderr.write(`sign.js: ${message}\n`);
   process.exit(2);
-}
-
-function readStdin() {
-  return new Promise((resolve, reject) => {
-    const chunks = [];
-    process.stdin.on("data", (chunk) => chunks.push(chunk));
-    process.stdin.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    process.stdin.on("error", reject);
-  });
 }
 
 async function main() {

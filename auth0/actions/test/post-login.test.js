@@ -154,16 +154,15 @@ test("two 500s give up with unavailable after exactly one retry, without throwin
   });
 });
 
-test("a server that never answers times out twice and leaves unavailable", async () => {
+// The test's own timeout only keeps a broken Action from hanging the run.
+test("a server that never answers times out twice and leaves unavailable", { timeout: 10_000 }, async () => {
   await withServer(["hang"], async (server) => {
     const { api, calls } = makeApi();
-    const started = Date.now();
     await handle(makeEvent({ secrets: secretsFor(server) }), api, FAST);
-    const elapsed = Date.now() - started;
 
     assert.equal(server.requests.length, 2);
-    assert.ok(elapsed >= 2 * FAST.timeoutMs, `gave up too early (${elapsed} ms)`);
-    assert.ok(elapsed < 5000, `timeout not applied (${elapsed} ms)`);
+    // Each attempt was given up by the Action, unanswered (the server notices as it closes).
+    while (!server.requests.every((r) => r.abandoned)) await new Promise((r) => setTimeout(r, 10));
     assertOnlyErrorClaim(calls, "unavailable");
   });
 });
@@ -208,7 +207,7 @@ test("no invitation in the query: nothing is sent and nothing is set", async () 
     const { lines } = await captureConsole(() => action.onExecutePostLogin(event, api));
 
     assert.equal(server.requests.length, 0);
-    assert.deepEqual(calls, { idToken: {}, accessToken: {}, denied: [] });
+    assert.deepEqual(calls, makeApi().calls); // nothing asked of the api
     assert.deepEqual(lines, []);
   });
 });
@@ -223,7 +222,7 @@ test("refresh-token exchange with the invitation still in the query sends nothin
     });
     await action.onExecutePostLogin(event, api);
     assert.equal(server.requests.length, 0);
-    assert.deepEqual(calls, { idToken: {}, accessToken: {}, denied: [] });
+    assert.deepEqual(calls, makeApi().calls); // nothing asked of the api
   });
 });
 
@@ -248,7 +247,7 @@ test("silent authentication (prompt=none) sends nothing", async (t) => {
         const { api, calls } = makeApi();
         await action.onExecutePostLogin(makeEvent({ ...overrides, secrets: secretsFor(server) }), api);
         assert.equal(server.requests.length, 0);
-        assert.deepEqual(calls, { idToken: {}, accessToken: {}, denied: [] });
+        assert.deepEqual(calls, makeApi().calls); // nothing asked of the api
       });
     });
   }
