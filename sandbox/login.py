@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,9 @@ MIN_PASSWORD_LENGTH = 8
 SOCIAL = {"google-oauth2": "Google", "facebook": "Facebook"}
 PROFILE_CLAIMS = ("name", "nickname", "picture", "updated_at")
 EMAIL_CLAIMS = ("email", "email_verified")
+# A login form's own step: from the form and its address, the user and the sign-in method
+# (`amr`), or LoginRefused.
+FormStep = Callable[[Mapping[str, Any], str], tuple[dict[str, Any], str]]
 
 
 @dataclass
@@ -88,6 +91,19 @@ class Grant:
     auth_time: int
     expires_at: float
     action: ActionResult = field(default_factory=ActionResult)
+
+
+@dataclass(frozen=True)
+class Login:
+    """The login in progress, as the post-login event describes it."""
+
+    protocol: str  # `oidc-basic-profile` (universal login) or `oauth2-password`
+    method: str  # how the user authenticated: `pwd` or `federated`
+    scope: str
+    audience: str
+    query: dict[str, str] = field(default_factory=dict)
+    body: dict[str, str] = field(default_factory=dict)
+    transaction: Transaction | None = None
 
 
 class TokenError(Exception):
@@ -209,65 +225,64 @@ class UniversalLogin:
 
     async def signup(self, request: web.Request) -> web.Response:
         """Create a database user (email + password), then finish the login."""
-        form = await request.post()
-        tx = self._transaction(form)
-        if tx is None:
-            return self._expired()
-        email, password = str(form.get("email", "")).strip(), str(form.get("password", ""))
-        try:
-            if not _looks_like_email(email):
-                raise LoginRefused(400, "Enter a valid email address.", "signup", email)
-            if len(password) < MIN_PASSWORD_LENGTH:
-                raise LoginRefused(
-                    400, f"Choose a password of at least {MIN_PASSWORD_LENGTH} characters.", "signup", email
-                )
-            if self.tenant.user_in(DATABASE_CONNECTION, email) is not None:
-                exists = "A user with this email already exists; sign in instead."
-                raise LoginRefused(400, exists, "login", email)
-            self._ready("signup", email)
-            user = self.tenant.create_user(email, connection=DATABASE_CONNECTION, password=password)
-        except LoginRefused as refused:
-            return self._refused(tx, refused)
-        return await self._complete(request, tx, user, "pwd")
+        return await self._submit(request, self._sign_up)
 
     async def login(self, request: web.Request) -> web.Response:
         """Sign in a database user with email and password."""
-        form = await request.post()
-        tx = self._transaction(form)
-        if tx is None:
-            return self._expired()
-        email, password = str(form.get("email", "")).strip(), str(form.get("password", ""))
-        user = self.tenant.user_in(DATABASE_CONNECTION, email)
-        try:
-            if user is None or not self.tenant.check_password(user["user_id"], password):
-                raise LoginRefused(400, "Wrong email or password.", "login", email)
-            if user.get("blocked"):
-                raise LoginRefused(401, "This account is blocked; ask an administrator.", "login", email)
-            self._ready("login", email)
-        except LoginRefused as refused:
-            return self._refused(tx, refused)
-        return await self._complete(request, tx, user, "pwd")
+        return await self._submit(request, self._log_in)
 
     async def social(self, request: web.Request) -> web.Response:
         """A simulated Google/Facebook sign-in: the provider returns the address typed in the form."""
+        return await self._submit(request, self._federated)
+
+    async def _submit(self, request: web.Request, step: FormStep) -> web.Response:
+        """A login form on an open transaction: the form's own step finds the user (or refuses,
+        and the page shows again with its sentence), then the login completes."""
         form = await request.post()
         tx = self._transaction(form)
         if tx is None:
             return self._expired()
-        connection, email = str(form.get("connection", "")), str(form.get("email", "")).strip()
+        email = str(form.get("email", "")).strip()
         try:
-            if connection not in SOCIAL:
-                raise LoginRefused(400, f"Unknown connection {connection!r}.", "login", email)
-            if not _looks_like_email(email):
-                wanted = f"Enter the address {SOCIAL[connection]} should return."
-                raise LoginRefused(400, wanted, "login", email)
-            self._ready("login", email)
+            user, method = step(form, email)
         except LoginRefused as refused:
             return self._refused(tx, refused)
+        return await self._complete(request, tx, user, method)
+
+    def _sign_up(self, form: Mapping[str, Any], email: str) -> tuple[dict[str, Any], str]:
+        password = str(form.get("password", ""))
+        if not _looks_like_email(email):
+            raise LoginRefused(400, "Enter a valid email address.", "signup", email)
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise LoginRefused(
+                400, f"Choose a password of at least {MIN_PASSWORD_LENGTH} characters.", "signup", email
+            )
+        if self.tenant.user_in(DATABASE_CONNECTION, email) is not None:
+            exists = "A user with this email already exists; sign in instead."
+            raise LoginRefused(400, exists, "login", email)
+        self._ready("signup", email)
+        return self.tenant.create_user(email, connection=DATABASE_CONNECTION, password=password), "pwd"
+
+    def _log_in(self, form: Mapping[str, Any], email: str) -> tuple[dict[str, Any], str]:
+        user = self.tenant.user_in(DATABASE_CONNECTION, email)
+        if user is None or not self.tenant.check_password(user["user_id"], str(form.get("password", ""))):
+            raise LoginRefused(400, "Wrong email or password.", "login", email)
+        if user.get("blocked"):
+            raise LoginRefused(401, "This account is blocked; ask an administrator.", "login", email)
+        self._ready("login", email)
+        return user, "pwd"
+
+    def _federated(self, form: Mapping[str, Any], email: str) -> tuple[dict[str, Any], str]:
+        connection = str(form.get("connection", ""))
+        if connection not in SOCIAL:
+            raise LoginRefused(400, f"Unknown connection {connection!r}.", "login", email)
+        if not _looks_like_email(email):
+            raise LoginRefused(400, f"Enter the address {SOCIAL[connection]} should return.", "login", email)
+        self._ready("login", email)
         user = self.tenant.user_in(connection, email) or self.tenant.create_user(
             email, connection=connection, email_verified=True
         )
-        return await self._complete(request, tx, user, "federated")
+        return user, "federated"
 
     async def _complete(
         self, request: web.Request, tx: Transaction, user: dict[str, Any], method: str
@@ -276,17 +291,8 @@ class UniversalLogin:
         self.transactions.pop(tx.id, None)
         back = tx.redirect_uri
         try:
-            action = await self._run_action(
-                request,
-                user,
-                protocol="oidc-basic-profile",
-                method=method,
-                query=tx.query,
-                body={},
-                scope=tx.scope,
-                audience=tx.audience,
-                transaction=tx,
-            )
+            login = Login("oidc-basic-profile", method, tx.scope, tx.audience, query=tx.query, transaction=tx)
+            action = await self._run_action(request, user, login)
         except ActionUnavailable as exc:
             return self._message(503, "The login cannot finish", str(exc))
         except ActionFailed as exc:
@@ -313,35 +319,12 @@ class UniversalLogin:
 
     # -- the post-login Action ---------------------------------------------------------------
 
-    async def _run_action(
-        self,
-        request: web.Request,
-        user: dict[str, Any],
-        *,
-        protocol: str,
-        method: str,
-        query: dict[str, str],
-        body: dict[str, str],
-        scope: str,
-        audience: str,
-        transaction: Transaction | None = None,
-    ) -> ActionResult:
+    async def _run_action(self, request: web.Request, user: dict[str, Any], login: Login) -> ActionResult:
         """Run the Action for a login in progress; Auth0 counts the login before the Action runs."""
         logins_count = self.tenant.record_login(user["user_id"], request.remote)
         if self.actions is None:
             return ActionResult()
-        event = self._event(
-            request,
-            self.tenant.user(user["user_id"]),
-            logins_count=logins_count,
-            protocol=protocol,
-            method=method,
-            query=query,
-            body=body,
-            scope=scope,
-            audience=audience,
-            transaction=transaction,
-        )
+        event = self._event(request, self.tenant.user(user["user_id"]), logins_count, login)
         result = await self.actions.run(event)
         patch = {
             key: value
@@ -353,27 +336,17 @@ class UniversalLogin:
         return result
 
     def _event(
-        self,
-        request: web.Request,
-        user: dict[str, Any],
-        *,
-        logins_count: int,
-        protocol: str,
-        method: str,
-        query: dict[str, str],
-        body: dict[str, str],
-        scope: str,
-        audience: str,
-        transaction: Transaction | None,
+        self, request: web.Request, user: dict[str, Any], logins_count: int, login: Login
     ) -> dict[str, Any]:
         """The post-login `event` Auth0 builds, for the fields an Action reads."""
+        transaction, query = login.transaction, login.query
         identity = user["identities"][0]
         connection = identity["connection"]
         tx: dict[str, Any] = {
             "id": transaction.id if transaction else secrets.token_urlsafe(12),
-            "protocol": protocol,
+            "protocol": login.protocol,
             "prompt": [p for p in query.get("prompt", "").split() if p],
-            "requested_scopes": scope.split(),
+            "requested_scopes": login.scope.split(),
             "locale": "en",
             "ui_locales": [],
             "acr_values": [],
@@ -386,7 +359,7 @@ class UniversalLogin:
                 login_hint=query.get("login_hint"),
             )
         return {
-            "authentication": {"methods": [{"name": method, "timestamp": self.tenant.now_iso()}]},
+            "authentication": {"methods": [{"name": login.method, "timestamp": self.tenant.now_iso()}]},
             "authorization": {"roles": [r["name"] for r in self.tenant.roles_of(user["user_id"])]},
             "client": {"client_id": self.client_id, "name": CLIENT_NAME, "metadata": {}},
             "configuration": {},
@@ -401,12 +374,12 @@ class UniversalLogin:
                 "hostname": request.host,
                 "method": "GET" if transaction else request.method,
                 "query": dict(query),
-                "body": dict(body),
+                "body": dict(login.body),
                 "user_agent": request.headers.get("User-Agent", ""),
                 "language": "en",
                 "geoip": {},
             },
-            "resource_server": {"identifier": audience},
+            "resource_server": {"identifier": login.audience},
             "secrets": dict(self.action_secrets),
             "stats": {"logins_count": logins_count},
             "tenant": {"id": "sandbox"},
@@ -469,14 +442,7 @@ class UniversalLogin:
         shown = {k: str(v) for k, v in body.items() if k not in ("password", "client_secret")}
         try:
             action = await self._run_action(
-                request,
-                user,
-                protocol="oauth2-password",
-                method="pwd",
-                query={},
-                body=shown,
-                scope=scope,
-                audience=audience,
+                request, user, Login("oauth2-password", "pwd", scope, audience, body=shown)
             )
         except ActionUnavailable as exc:
             raise TokenError(503, "temporarily_unavailable", str(exc)) from None

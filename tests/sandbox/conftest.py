@@ -14,9 +14,7 @@ from sendgrid import SendGridAPIClient
 from sandbox.auth0_api import DEV_CLIENT_ID, DEV_CLIENT_SECRET, Auth0Fake
 from sandbox.hubspot_api import HubSpotFake
 from sandbox.sendgrid_api import SendGridFake
-
-SENDGRID_KEY = "SG.test-key"
-HUBSPOT_TOKEN = "pat-test-token"
+from tests.support.stack import HUBSPOT_TOKEN, SENDGRID_KEY
 
 
 class ManualClock:
@@ -93,20 +91,15 @@ async def auth0(auth0_url: str, token_for: TokenFor, client_for: ClientFor) -> A
     return client_for(auth0_url, await token_for(auth0_url))
 
 
-@pytest.fixture
-def sendgrid_fake() -> SendGridFake:
-    return SendGridFake(api_key=SENDGRID_KEY)
-
-
-@pytest.fixture
-def sendgrid_url(sendgrid_fake: SendGridFake) -> Iterator[str]:
-    with sendgrid_fake.serve() as url:
+def _served(fake: SendGridFake | HubSpotFake) -> Iterator[str]:
+    """The fake on an ephemeral port for the test's duration; yields its base URL."""
+    with fake.serve() as url:
         yield url
 
 
 @pytest.fixture
-def sendgrid(sendgrid_url: str) -> SendGridAPIClient:
-    return SendGridAPIClient(SENDGRID_KEY, host=sendgrid_url)
+def sendgrid_fake() -> SendGridFake:
+    return SendGridFake(api_key=SENDGRID_KEY)
 
 
 @pytest.fixture
@@ -115,9 +108,18 @@ def hubspot_fake() -> HubSpotFake:
 
 
 @pytest.fixture
+def sendgrid_url(sendgrid_fake: SendGridFake) -> Iterator[str]:
+    yield from _served(sendgrid_fake)
+
+
+@pytest.fixture
 def hubspot_url(hubspot_fake: HubSpotFake) -> Iterator[str]:
-    with hubspot_fake.serve() as url:
-        yield url
+    yield from _served(hubspot_fake)
+
+
+@pytest.fixture
+def sendgrid(sendgrid_url: str) -> SendGridAPIClient:
+    return SendGridAPIClient(SENDGRID_KEY, host=sendgrid_url)
 
 
 @pytest.fixture

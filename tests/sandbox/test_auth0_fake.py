@@ -12,7 +12,7 @@ from auth0.management.errors import (
     UnauthorizedError,
 )
 
-from sandbox.auth0_api import DEV_CLIENT_ID, Auth0Fake
+from sandbox.auth0_api import DEV_CLIENT_ID, DEV_CLIENT_SECRET, Auth0Fake
 
 DB = "Username-Password-Authentication"
 
@@ -20,23 +20,14 @@ DB = "Username-Password-Authentication"
 async def test_token_endpoint_accepts_form_and_json_client_credentials(
     auth0_fake: Auth0Fake, auth0_url: str, http: httpx.AsyncClient
 ) -> None:
-    form = await http.post(
-        f"{auth0_url}/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": DEV_CLIENT_ID,
-            "client_secret": "dev-secret",
-        },
-    )
-    json_body = await http.post(
-        f"{auth0_url}/oauth/token",
-        json={
-            "grant_type": "client_credentials",
-            "client_id": DEV_CLIENT_ID,
-            "client_secret": "dev-secret",
-            "audience": f"{auth0_url}/api/v2/",
-        },
-    )
+    credentials = {
+        "grant_type": "client_credentials",
+        "client_id": DEV_CLIENT_ID,
+        "client_secret": DEV_CLIENT_SECRET,
+    }
+    form = await http.post(f"{auth0_url}/oauth/token", data=credentials)
+    audience = f"{auth0_url}/api/v2/"
+    json_body = await http.post(f"{auth0_url}/oauth/token", json={**credentials, "audience": audience})
     assert form.status_code == json_body.status_code == 200
     assert form.json()["token_type"] == "Bearer"
     assert form.json()["expires_in"] == 86_400
@@ -51,7 +42,7 @@ async def test_token_endpoint_refuses_wrong_secret_and_foreign_audience(
     wrong = await http.post(f"{auth0_url}/oauth/token", data={**grant, "client_secret": "x"})
     foreign = await http.post(
         f"{auth0_url}/oauth/token",
-        data={**grant, "client_secret": "dev-secret", "audience": "https://other/api/v2/"},
+        data={**grant, "client_secret": DEV_CLIENT_SECRET, "audience": "https://other/api/v2/"},
     )
     assert (wrong.status_code, wrong.json()["error"]) == (401, "access_denied")
     assert foreign.status_code == 403
