@@ -25,6 +25,7 @@ from temporalio.testing import ActivityEnvironment
 from invites.logs import QUIET_LOGGERS, REDACTED, configure_logging
 from invites.settings import DEV_WEBHOOK_SECRET, Settings
 from invites.tokens import TokenSigner
+from tests.support.network import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 INVITATION = "inv_01JD0Z3Q6W7N9V4X2B8C5M1K0T"
@@ -230,12 +231,6 @@ def test_leaky_library_loggers_stay_quiet_even_at_debug(capture: Capture):
         "our own debug line",
         "httpx warnings still show",
     ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get(url: str) -> int:
