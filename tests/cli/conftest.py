@@ -31,7 +31,7 @@ from cli.main import app
 from invites.invitations import handle_for
 from invites.settings import get_settings
 from tests.devserver.test_worker_restart import settings_env
-from tests.workflows.conftest import Stack, _stack
+from tests.support.stack import Stack, open_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINATE_CONCURRENCY = 64
@@ -102,7 +102,7 @@ async def cli(
     """The CLI configured for a fresh stack whose worker runs for the test's length."""
     address = dev_env.client.service_client.config.target_host
     async with (
-        _stack(dev_env, tmp_path, {"temporal_address": address}) as stack,
+        open_stack(dev_env, tmp_path, {"temporal_address": address}) as stack,
         stack.worker(),
         cli_on(stack, monkeypatch) as runner,
     ):

@@ -23,7 +23,7 @@ from invites.db.engine import create_engine
 from invites.db.tables import Invitation
 from tests.cli.conftest import Cli, cli_on, rejects_of, run_process, summary_of
 from tests.conftest import start_dev_server
-from tests.workflows.conftest import _stack
+from tests.support.stack import open_stack
 
 pytestmark = [pytest.mark.devserver, pytest.mark.slow]
 
@@ -101,7 +101,7 @@ async def import_cli(
         "crm_backend": "none",
         "mail_backend": "outbox",
     }
-    async with _stack(own_dev_env, tmp_path, overrides) as stack, cli_on(stack, monkeypatch) as runner:
+    async with open_stack(own_dev_env, tmp_path, overrides) as stack, cli_on(stack, monkeypatch) as runner:
         yield runner
 
 

@@ -11,7 +11,7 @@ import pytest
 from cli.ops import STATE_LOOKUP_MAX
 from invites.invitations import handle_for
 from tests.cli.conftest import Cli, unique_email
-from tests.workflows.conftest import user_payload
+from tests.support.auth0 import user_payload
 
 pytestmark = pytest.mark.devserver
 

@@ -11,7 +11,7 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 
 from invites.invitations import handle_for
-from tests.workflows.conftest import Stack
+from tests.support.stack import Stack
 
 from .conftest import account, api_for, delivery
 

@@ -7,9 +7,9 @@ import pytest
 from invites.invitations import InvitationRejected
 from invites.models import Status
 from invites.temporal import STATUS
+from tests.support.auth0 import user_payload
+from tests.support.stack import Stack
 from workflows.invitation import InvitationWorkflow
-
-from .conftest import Stack, user_payload
 
 
 @pytest.mark.record_history

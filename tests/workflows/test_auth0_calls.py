@@ -18,8 +18,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.auth0 import ROLES_PAGE, Auth0Users
 from invites.auth0 import Auth0Management
-
-from .conftest import Stack
+from tests.support.stack import Stack
 
 LIST = "GET /api/v2/users/{id}/roles"
 ASSIGN = "POST /api/v2/users/{id}/roles"

@@ -12,8 +12,8 @@ from standardwebhooks import Webhook
 from temporalio.api.enums.v1 import EventType
 
 from sandbox.server import FakeServer
-
-from .conftest import Stack, _stack, user_payload
+from tests.support.auth0 import user_payload
+from tests.support.stack import Stack, open_stack
 
 SECRET = "whsec_" + "ZXZlbnRzLXNpbmstdGVzdC1zZWNyZXQtMDAwMDAwMDA="
 
@@ -57,7 +57,7 @@ async def events_stack(ts_env, tmp_path):
             "events_url": f"{url}/events",
             "events_secret": SecretStr(SECRET),
         }
-        async with _stack(ts_env, tmp_path, overrides) as stack:
+        async with open_stack(ts_env, tmp_path, overrides) as stack:
             yield stack, receiver
 
 

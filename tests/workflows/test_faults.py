@@ -10,8 +10,8 @@ from temporalio.api.enums.v1 import EventType
 from invites import invitations
 from invites.models import Status
 from invites.temporal import auth0_task_queue
-
-from .conftest import DAY, Stack, user_payload
+from tests.support.auth0 import user_payload
+from tests.support.stack import DAY, Stack
 
 ASSIGN = "POST /api/v2/users/{id}/roles"
 MAIL_SEND = "POST /v3/mail/send"

@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from invites.models import Status
-
-from .conftest import Stack, user_payload
+from tests.support.auth0 import user_payload
+from tests.support.stack import Stack
 
 ASSIGN = "POST /api/v2/users/{id}/roles"
 

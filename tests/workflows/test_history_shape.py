@@ -14,8 +14,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 
 from invites.temporal import auth0_task_queue
-
-from .conftest import Stack, user_payload
+from tests.support.auth0 import user_payload
+from tests.support.stack import Stack
 
 
 async def _accept(stack: Stack, email: str) -> list[HistoryEvent]:

@@ -10,8 +10,8 @@ from invites import invitations
 from invites.invitations import InvitationRejected
 from invites.models import Status
 from invites.temporal import EXPIRES_AT, STATUS
-
-from .conftest import DAY, Stack, user_payload
+from tests.support.auth0 import user_payload
+from tests.support.stack import DAY, Stack
 
 
 def kinds(stack: Stack, email: str) -> list[str]:

@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from .conftest import Stack, user_payload
+from tests.support.auth0 import user_payload
+from tests.support.stack import Stack
 
 
 async def test_the_token_is_in_the_mail_but_never_in_history_or_logs(
