@@ -167,18 +167,8 @@ class InvitationPublic(BaseModel):
 
     @classmethod
     def from_state(cls, state: InvitationState) -> InvitationPublic:
-        return cls(
-            id=state.invitation_id,
-            email=state.email,
-            status=state.status,
-            roles=state.roles,
-            external_ref=state.external_ref,
-            created_at=state.created_at,
-            expires_at=state.expires_at,
-            accepted_by=state.accepted_by,
-            accepted_at=state.accepted_at,
-            reminders_sent=state.reminders_sent,
-            grant=state.grant,
+        return cls.model_validate(
+            {**state.model_dump(include=set(cls.model_fields)), "id": state.invitation_id}
         )
 
 

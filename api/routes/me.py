@@ -25,14 +25,5 @@ async def me(principal: PrincipalDep, services: ServicesDep) -> Me:
     links = await services.store.links_for_user(principal.subject)
     return Me(
         user_id=principal.subject,
-        invitations=[
-            LinkedInvitationPublic(
-                invitation_id=link.invitation_id,
-                email=link.email,
-                accepted_at=link.accepted_at,
-                created_at=link.created_at,
-                data=link.data,
-            )
-            for link in links
-        ],
+        invitations=[LinkedInvitationPublic.model_validate(link, from_attributes=True) for link in links],
     )

@@ -8,8 +8,9 @@ stays and later callers are told so.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast, get_args
+from typing import Any, TypeVar, cast, get_args
 
 from sqlalchemy import Table, delete, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -32,6 +33,8 @@ from invites.db.records import (
 )
 from invites.db.tables import AccountLink, Invitation, Mail, WebhookReceiptRow
 from invites.db.transactions import Transactions
+
+R = TypeVar("R")
 
 
 class Store:
@@ -84,14 +87,14 @@ class Store:
     async def get_invitation(self, invitation_id: str) -> InvitationRecord | None:
         def get(session: Session) -> InvitationRecord | None:
             row = session.get(Invitation, invitation_id)
-            return _invitation(row) if row is not None else None
+            return _record(InvitationRecord, row) if row is not None else None
 
         return await self._tx.read(get)
 
     async def find_by_idempotency_key(self, key: str) -> InvitationRecord | None:
         def find(session: Session) -> InvitationRecord | None:
             row = session.scalar(select(Invitation).where(Invitation.idempotency_key == key))
-            return _invitation(row) if row is not None else None
+            return _record(InvitationRecord, row) if row is not None else None
 
         return await self._tx.read(find)
 
@@ -177,7 +180,9 @@ class Store:
         stmt = select(Mail).order_by(Mail.sent_at.desc(), Mail.id.desc()).limit(limit)
         if invitation_id is not None:
             stmt = stmt.where(Mail.invitation_id == invitation_id)
-        return await self._tx.read(lambda session: [_mail(row) for row in session.scalars(stmt)])
+        return await self._tx.read(
+            lambda session: [_record(OutboxMail, row) for row in session.scalars(stmt)]
+        )
 
     async def remember_webhook(
         self,
@@ -204,7 +209,7 @@ class Store:
                     .where(table.c.webhook_id == webhook_id, table.c.expires_at <= now)
                     .values(values)
                 )
-            return _receipt(session.get_one(WebhookReceiptRow, webhook_id))
+            return _record(WebhookReceipt, session.get_one(WebhookReceiptRow, webhook_id))
 
         return await self._tx.write(remember)
 
@@ -217,7 +222,7 @@ class Store:
 
         def get(session: Session) -> WebhookReceipt | None:
             row = session.scalar(stmt)
-            return _receipt(row) if row is not None else None
+            return _record(WebhookReceipt, row) if row is not None else None
 
         return await self._tx.read(get)
 
@@ -249,39 +254,7 @@ def _existing_invitation(session: Session, rec: InvitationRecord) -> Invitation:
     return min(rows, key=lambda row: row.id != rec.id)  # the same id first
 
 
-def _invitation(row: Invitation) -> InvitationRecord:
-    return InvitationRecord(
-        id=row.id,
-        email=row.email,
-        data=row.data,
-        app_metadata=row.app_metadata,
-        request_hash=row.request_hash,
-        created_at=row.created_at,
-        external_ref=row.external_ref,
-        idempotency_key=row.idempotency_key,
-        reissued_from=row.reissued_from,
-        options=row.options or {},
-    )
-
-
-def _mail(row: Mail) -> OutboxMail:
-    return OutboxMail(
-        id=row.id,
-        invitation_id=row.invitation_id,
-        to=row.to,
-        kind=cast(MailKind, row.kind),  # the table's CHECK constraint holds it to these
-        subject=row.subject,
-        html=row.html,
-        text=row.text,
-        link=row.link,
-        sent_at=row.sent_at,
-    )
-
-
-def _receipt(row: WebhookReceiptRow) -> WebhookReceipt:
-    return WebhookReceipt(
-        webhook_id=row.webhook_id,
-        status_code=row.status_code,
-        response=row.response,
-        expires_at=row.expires_at,
-    )
+def _record(kind: type[R], row: Any) -> R:
+    """A row as the record of the same fields: the store hands out no SQLAlchemy objects. (A
+    mail's `kind` is one of MailKind: the table's CHECK constraint holds it to these.)"""
+    return kind(**{f.name: getattr(row, f.name) for f in fields(kind)})  # type: ignore[arg-type]

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from invites.db import Store, create_engine, upgrade
+from invites.db.engine import create_engine
+from invites.db.migrate import upgrade
+from invites.db.store import Store
 from invites.db.tables import Base
 from tests.support import postgres
 

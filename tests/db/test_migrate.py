@@ -8,8 +8,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from invites.db import create_engine, upgrade, upgrade_sync
-from invites.db.migrate import config
+from invites.db.engine import create_engine
+from invites.db.migrate import config, upgrade, upgrade_sync
 from invites.db.tables import Base
 
 TABLES = {"invitations", "account_links", "outbox", "webhook_receipts", "alembic_version"}

@@ -5,12 +5,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy.exc import StatementError
 
-from invites.db import (
-    LinkConflict,
-    OutboxMail,
-    Store,
-    UnknownInvitation,
-)
+from invites.db.records import LinkConflict, OutboxMail, UnknownInvitation
+from invites.db.store import Store
 from tests.support.records import T0, invitation
 
 PARIS = timezone(timedelta(hours=2))

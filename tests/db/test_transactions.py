@@ -10,7 +10,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from invites.db import Store, create_engine, upgrade
+from invites.db.engine import create_engine
+from invites.db.migrate import upgrade
+from invites.db.store import Store
 from invites.db.transactions import Transactions
 from tests.support.records import invitation
 

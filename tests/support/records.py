@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from invites.db import InvitationRecord
+from invites.db.records import InvitationRecord
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 INVITATION_ID = "inv_01JTESTAAAAAAAAAAAAAAAAAAA"
