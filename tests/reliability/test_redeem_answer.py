@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
 from invites.invitations import handle_for
 from tests.support.stack import Stack
@@ -20,13 +21,19 @@ pytestmark = [pytest.mark.devserver]
 CRM_UPSERT = "POST /crm/v3/objects/contacts/batch/upsert"
 
 
+async def _sent(s: Stack, api: Any, email: str) -> tuple[str, WorkflowHandle[Any, Any]]:
+    """An invitation created through the API, its first mail out: its id and handle."""
+    invitation_id = (await api.created(email, roles=["customer"]))["id"]
+    handle = handle_for(s.client, invitation_id)
+    await s.sent(handle)
+    return invitation_id, handle
+
+
 async def test_a_crm_outage_does_not_hold_the_login_and_the_sync_follows(dev_stack: Stack):
     s = dev_stack
     email = f"crm-down.{uuid.uuid4().hex[:8]}@example.com"
     async with api_for(s) as api, s.worker():
-        created = await api.created(email, roles=["customer"])
-        handle = handle_for(s.client, created["id"])
-        await s.sent(handle)
+        invitation_id, handle = await _sent(s, api, email)
         async with asyncio.timeout(30):  # the "sent" event is in the CRM: the run waits for a login
             while (await handle.describe()).raw_description.pending_activities:
                 await asyncio.sleep(0.05)
@@ -39,7 +46,7 @@ async def test_a_crm_outage_does_not_hold_the_login_and_the_sync_follows(dev_sta
         assert (response.json()["result"], response.json()["grant"]) == ("accepted", "done")
         assert s.auth0.role_names(user["user_id"]) == ["customer"]
         links = await s.store.links_for_user(user["user_id"])
-        assert [link.invitation_id for link in links] == [created["id"]]
+        assert [link.invitation_id for link in links] == [invitation_id]
         # The run is still publishing the acceptance to the CRM, which refuses it.
         async with asyncio.timeout(30):
             while not s.hubspot.faults.count(CRM_UPSERT, status=503):
@@ -64,9 +71,7 @@ async def test_a_grant_that_fails_for_good_is_answered_failed(dev_stack: Stack):
     s = dev_stack
     email = f"gone.{uuid.uuid4().hex[:8]}@example.com"
     async with api_for(s) as api, s.worker():
-        created = await api.created(email, roles=["customer"])
-        handle = handle_for(s.client, created["id"])
-        await s.sent(handle)
+        _, handle = await _sent(s, api, email)
         ghost = {"user_id": "auth0|deleted-before-the-grant", "email": email, "email_verified": True}
 
         response = await delivery(api, s.links(email)[-1], ghost).send(api.http)

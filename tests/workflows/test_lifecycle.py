@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from temporalio.client import WorkflowHandle
 
 from invites import invitations
 from invites.invitations import InvitationRejected
-from invites.models import Status
+from invites.models import InvitationState, Status
 from invites.temporal import EXPIRES_AT, STATUS
 from tests.support.auth0 import user_payload
 from tests.support.stack import DAY, Stack
@@ -106,13 +108,21 @@ async def test_extend_is_refused_beyond_90_days_and_after_the_end(stack: Stack):
         assert ended.value.reason == "expired"
 
 
+async def _resent(
+    stack: Stack, email: str, *, rotate: bool
+) -> tuple[WorkflowHandle[Any, InvitationState], str, str]:
+    """An invitation sent, then resent: its handle and the two mails' links."""
+    handle = await stack.invite(email)
+    state = await stack.sent(handle)
+    await invitations.resend(stack.env.client, state.invitation_id, rotate=rotate)
+    await stack.sent(handle, mails=2)
+    first, second = stack.links(email)
+    return handle, first, second
+
+
 async def test_resend_without_rotation_keeps_the_old_link_valid(stack: Stack):
     async with stack.worker():
-        handle = await stack.invite("keep@example.com")
-        state = await stack.sent(handle)
-        await invitations.resend(stack.env.client, state.invitation_id, rotate=False)
-        await stack.sent(handle, mails=2)
-        first, second = stack.links("keep@example.com")
+        handle, first, second = await _resent(stack, "keep@example.com", rotate=False)
         assert first == second  # same generation, same link
         stack.auth0.create_user("keep@example.com")
         result = await stack.redeem(handle, user_payload(stack.auth0, "keep@example.com"), token=first)
@@ -122,11 +132,7 @@ async def test_resend_without_rotation_keeps_the_old_link_valid(stack: Stack):
 @pytest.mark.record_history
 async def test_resend_with_rotation_makes_the_old_link_stale_and_the_new_one_works(stack: Stack):
     async with stack.worker():
-        handle = await stack.invite("rot@example.com")
-        state = await stack.sent(handle)
-        await invitations.resend(stack.env.client, state.invitation_id, rotate=True)
-        await stack.sent(handle, mails=2)
-        old, new = stack.links("rot@example.com")
+        handle, old, new = await _resent(stack, "rot@example.com", rotate=True)
         assert old != new
         stack.auth0.create_user("rot@example.com")
         user = user_payload(stack.auth0, "rot@example.com")
