@@ -78,16 +78,11 @@ class Transaction:
 
 @dataclass
 class Grant:
-    """What an authorization code stands for, until it is exchanged (once)."""
+    """What an authorization code stands for, until it is exchanged (once): the login of `user_id`
+    that completed `tx` (its client, redirect, scope, audience, nonce and PKCE challenge)."""
 
     user_id: str
-    client_id: str
-    redirect_uri: str
-    scope: str
-    audience: str
-    nonce: str | None
-    code_challenge: str | None
-    code_challenge_method: str | None
+    tx: Transaction
     auth_time: int
     expires_at: float
     action: ActionResult = field(default_factory=ActionResult)
@@ -302,19 +297,8 @@ class UniversalLogin:
             link = _with_query(back, error="access_denied", error_description=action.denied, state=tx.state)
             return self._message(403, "Access denied", action.denied, link=link)
         code = secrets.token_urlsafe(24)
-        self.codes[code] = Grant(
-            user_id=user["user_id"],
-            client_id=tx.client_id,
-            redirect_uri=tx.redirect_uri,
-            scope=tx.scope,
-            audience=tx.audience,
-            nonce=tx.nonce,
-            code_challenge=tx.code_challenge,
-            code_challenge_method=tx.code_challenge_method,
-            auth_time=int(self.clock()),
-            expires_at=self.clock() + CODE_TTL_S,
-            action=action,
-        )
+        now = self.clock()
+        self.codes[code] = Grant(user["user_id"], tx, int(now), expires_at=now + CODE_TTL_S, action=action)
         return _redirect(back, code=code, state=tx.state)
 
     # -- the post-login Action ---------------------------------------------------------------
@@ -406,20 +390,20 @@ class UniversalLogin:
         if client_id != self.client_id or (client_secret is not None and client_secret != self.client_secret):
             raise TokenError(401, "access_denied", "Unauthorized")
         grant = self.codes.pop(str(body.get("code", "")), None)
-        if grant is None or grant.expires_at <= self.clock() or grant.client_id != client_id:
+        if grant is None or grant.expires_at <= self.clock() or grant.tx.client_id != client_id:
             raise TokenError(403, "invalid_grant", "Invalid authorization code")
-        if body.get("redirect_uri", grant.redirect_uri) != grant.redirect_uri:
+        if body.get("redirect_uri", grant.tx.redirect_uri) != grant.tx.redirect_uri:
             raise TokenError(403, "invalid_grant", "redirect_uri does not match the one sent to /authorize")
-        if grant.code_challenge is not None and not _pkce_ok(grant, str(body.get("code_verifier", ""))):
+        if grant.tx.code_challenge is not None and not _pkce_ok(grant.tx, str(body.get("code_verifier", ""))):
             raise TokenError(403, "invalid_grant", "Failed to verify code verifier")
         return web.json_response(
             self._tokens(
                 issuer=_issuer(request),
                 user_id=grant.user_id,
-                scope=grant.scope,
-                audience=grant.audience,
+                scope=grant.tx.scope,
+                audience=grant.tx.audience,
                 action=grant.action,
-                nonce=grant.nonce,
+                nonce=grant.tx.nonce,
                 auth_time=grant.auth_time,
             )
         )
@@ -642,13 +626,14 @@ def _client_credentials(request: web.Request, body: Mapping[str, Any]) -> tuple[
     return body.get("client_id"), None if secret is None else str(secret)
 
 
-def _pkce_ok(grant: Grant, verifier: str) -> bool:
-    if grant.code_challenge_method == "S256":
+def _pkce_ok(tx: Transaction, verifier: str) -> bool:
+    """The code verifier matches the challenge the login's /authorize request carried."""
+    if tx.code_challenge_method == "S256":
         digest = hashlib.sha256(verifier.encode()).digest()
         computed = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
     else:
         computed = verifier
-    return hmac.compare_digest(computed, grant.code_challenge or "")
+    return hmac.compare_digest(computed, tx.code_challenge or "")
 
 
 def _is_http_url(url: str) -> bool:
