@@ -30,8 +30,8 @@ from typer.testing import CliRunner
 from cli.main import app
 from invites.invitations import handle_for
 from invites.settings import get_settings
-from tests.devserver.test_worker_restart import settings_env
 from tests.support.stack import Stack, open_stack
+from tests.support.worker_process import settings_env
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINATE_CONCURRENCY = 64

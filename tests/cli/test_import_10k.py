@@ -22,8 +22,8 @@ from temporalio.testing import WorkflowEnvironment
 from invites.db.engine import create_engine
 from invites.db.tables import Invitation
 from tests.cli.conftest import Cli, cli_on, rejects_of, run_process, summary_of
-from tests.conftest import start_dev_server
 from tests.support.stack import open_stack
+from tests.support.temporal import start_dev_server
 
 pytestmark = [pytest.mark.devserver, pytest.mark.slow]
 

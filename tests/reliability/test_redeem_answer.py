@@ -12,9 +12,9 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
 from invites.invitations import handle_for
+from tests.support.api import api_for
+from tests.support.auth0 import account
 from tests.support.stack import Stack
-
-from .conftest import account, api_for, delivery
 
 pytestmark = [pytest.mark.devserver]
 
@@ -38,9 +38,9 @@ async def test_a_crm_outage_does_not_hold_the_login_and_the_sync_follows(dev_sta
             while (await handle.describe()).raw_description.pending_activities:
                 await asyncio.sleep(0.05)
         s.hubspot.faults.status(CRM_UPSERT, 503, times=1000)
-        user = account(api, email)
+        user = account(s.auth0, email, email_verified=True)
 
-        response = await delivery(api, s.links(email)[-1], user).send(api.http)
+        response = await api.delivery(s.links(email)[-1], user).send(api.http)
 
         assert response.status_code == 200, response.text
         assert (response.json()["result"], response.json()["grant"]) == ("accepted", "done")
@@ -74,7 +74,7 @@ async def test_a_grant_that_fails_for_good_is_answered_failed(dev_stack: Stack):
         _, handle = await _sent(s, api, email)
         ghost = {"user_id": "auth0|deleted-before-the-grant", "email": email, "email_verified": True}
 
-        response = await delivery(api, s.links(email)[-1], ghost).send(api.http)
+        response = await api.delivery(s.links(email)[-1], ghost).send(api.http)
 
         assert response.status_code == 200, response.text
         assert (response.json()["result"], response.json()["grant"]) == ("accepted", "failed")
