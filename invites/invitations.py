@@ -22,7 +22,6 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
-    WorkflowUpdateStage,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -56,14 +55,12 @@ REDEEM, EXTEND, REVOKE, RESEND, STATE = "redeem", "extend", "revoke", "resend", 
 _REASONS = {r.value for r in Reason}
 # A query needs a worker to answer; past this the caller gets an error instead of hanging.
 QUERY_TIMEOUT = timedelta(seconds=10)
-# The Auth0 Action gives each webhook call 5 s (then retries once, same message). A redeem
-# answers within REDEEM_BUDGET: the update must be accepted within ACCEPT_BUDGET (else
-# InvitationBusy: a 503 the Action retries), then the update's answer, which the workflow gives
-# once the grant is done or has failed, is awaited for what is left (else `grant: "pending"`,
-# and the workflow keeps granting durably).
+# The Auth0 Action gives each webhook call 5 s (then retries once, same message). The `redeem`
+# update answers once the grant is done or has failed; the API waits REDEEM_BUDGET for that,
+# then reads the state for at most PENDING_QUERY_TIMEOUT: accepted by this user, it answers
+# `grant: "pending"` (the workflow keeps granting durably); else InvitationBusy, a 503 the
+# Action retries.
 REDEEM_BUDGET = timedelta(seconds=3)
-ACCEPT_BUDGET = timedelta(seconds=2)
-# Past the budget, the roles of a still-granting invitation come from its state query, briefly.
 PENDING_QUERY_TIMEOUT = timedelta(seconds=1)
 
 
@@ -159,30 +156,17 @@ async def redeem(
     Raises InvitationRejected (a reason code), InvitationNotFound, InvitationBusy.
     """
     handle = handle_for(client, invitation_id)
-    deadline = asyncio.get_running_loop().time() + budget.total_seconds()
     try:
-        async with asyncio.timeout(min(ACCEPT_BUDGET, budget).total_seconds()):
-            update = await handle.start_update(
-                REDEEM, req, wait_for_stage=WorkflowUpdateStage.ACCEPTED, result_type=RedeemResult
-            )
-    except TimeoutError:
-        raise InvitationBusy(f"{invitation_id} did not take the redeem in time") from None
+        async with asyncio.timeout(budget.total_seconds()):
+            return await handle.execute_update(REDEEM, req, result_type=RedeemResult)
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        # The SDK reports a call cut short by the deadline as its own error, not a timeout.
+        return await _still_granting(handle, invitation_id, req)
     except WorkflowUpdateFailedError as err:
         raise _rejection(err) from None
     except RPCError as err:
         if not await _is_closed(handle, err):
             raise _not_found_or(err, invitation_id) from None
-    else:
-        # Accepted (or rejected by the validator, whose answer is already known): the workflow
-        # answers once the grant is done or has failed; past the budget, `pending` is the truth.
-        try:
-            async with asyncio.timeout_at(deadline):
-                return await update.result()
-        except WorkflowUpdateFailedError as err:
-            raise _rejection(err) from None
-        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-            # The SDK reports the poll cut short by the deadline as its own error, not a timeout.
-            return await _still_granting(handle, invitation_id)
     # The workflow has ended: answer from its final state with the validator's own rules.
     final = await _final_state(handle, invitation_id)
     reason = redeem_rejection(final, req, now or datetime.now(UTC))
@@ -193,13 +177,18 @@ async def redeem(
     return RedeemResult(invitation_id=final.invitation_id, roles=final.roles, grant=final.grant or "pending")
 
 
-async def _still_granting(handle: WorkflowHandle[Any, InvitationState], invitation_id: str) -> RedeemResult:
-    """The answer for an accepted invitation whose grant outlasts the budget: its roles, from the
-    state query (the workflow keeps granting durably)."""
+async def _still_granting(
+    handle: WorkflowHandle[Any, InvitationState], invitation_id: str, req: RedeemInput
+) -> RedeemResult:
+    """The answer when the budget ran out: `grant: pending` with the invitation's roles when its
+    state shows this user accepted it (the workflow keeps granting durably); else the redeem
+    was not taken in time (InvitationBusy: a retry of the same redeem is safe)."""
     try:
         state = await handle.query(STATE, result_type=InvitationState, rpc_timeout=PENDING_QUERY_TIMEOUT)
     except (RPCError, WorkflowQueryFailedError, RPCTimeoutOrCancelledError):
-        raise InvitationBusy(f"{invitation_id} is granting; its roles could not be read in time") from None
+        raise InvitationBusy(f"{invitation_id}: the redeem's outcome could not be read in time") from None
+    if state.status != Status.ACCEPTED or state.accepted_by != req.user.user_id:
+        raise InvitationBusy(f"{invitation_id} did not take the redeem in time")
     return RedeemResult(invitation_id=invitation_id, roles=state.roles, grant="pending")
 
 

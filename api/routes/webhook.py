@@ -15,7 +15,7 @@ from api.deps import ServicesDep
 from api.errors import ApiError, unavailable
 from api.services import Services
 from invites.invitations import InvitationBusy, InvitationNotFound, InvitationRejected, redeem
-from invites.models import RedeemConnection, RedeemInput, RedeemUser
+from invites.models import RedeemInput
 from invites.redemption import GONE
 from invites.schemas import ErrorBody, RedeemAccepted, RedeemRejected, RedeemWebhook
 from invites.tokens import InvalidToken
@@ -77,8 +77,8 @@ async def _redeem(services: Services, body: bytes) -> tuple[int, dict[str, Any]]
         return 404, _error("invalid_link", "The invitation link is not valid.")
     req = RedeemInput(
         generation=link.generation,
-        user=RedeemUser(**event.user.model_dump()),
-        connection=RedeemConnection(**event.connection.model_dump()),
+        user=event.user,
+        connection=event.connection,
         is_new_user=event.is_new_user,
     )
     try:
