@@ -21,6 +21,7 @@ from activities.auth0 import Auth0Users
 from activities.heartbeat import heartbeating
 from invites.db.store import LinkConflict, Store
 from invites.models import GrantInput, GrantResult
+from invites.temporal import GRANT_ACTIVITY
 
 
 class GrantActivities:
@@ -28,7 +29,7 @@ class GrantActivities:
         self._auth0 = auth0
         self._store = store
 
-    @activity.defn
+    @activity.defn(name=GRANT_ACTIVITY)
     async def grant_access(self, inp: GrantInput) -> GrantResult:
         """Assign the roles, write the profile, link the account; each part idempotent."""
         async with heartbeating():

@@ -10,16 +10,17 @@ the same rules the validator uses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
-    RPCTimeoutOrCancelledError,
     WorkflowExecution,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
-    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -37,6 +38,7 @@ from invites.codec import email_search_keys
 from invites.ids import workflow_id
 from invites.models import (
     ExtendInput,
+    GrantState,
     InvitationInput,
     InvitationState,
     Reason,
@@ -55,13 +57,11 @@ REDEEM, EXTEND, REVOKE, RESEND, STATE = "redeem", "extend", "revoke", "resend", 
 _REASONS = {r.value for r in Reason}
 # A query needs a worker to answer; past this the caller gets an error instead of hanging.
 QUERY_TIMEOUT = timedelta(seconds=10)
-# The Auth0 Action gives each webhook call 5 s (then retries once, same message). The `redeem`
-# update answers once the grant is done or has failed; the API waits REDEEM_BUDGET for that,
-# then reads the state for at most PENDING_QUERY_TIMEOUT: accepted by this user, it answers
-# `grant: "pending"` (the workflow keeps granting durably); else InvitationBusy, a 503 the
-# Action retries.
+# The Auth0 Action gives each webhook call 5 s (then retries once, same message). A redeem
+# answers within REDEEM_BUDGET: the `redeem` update (accepted, or refused with a reason) and then
+# the grant's outcome; an update not taken in time is InvitationBusy (a 503 the Action retries),
+# a grant not done in time is `grant: "pending"` (the workflow keeps granting durably).
 REDEEM_BUDGET = timedelta(seconds=3)
-PENDING_QUERY_TIMEOUT = timedelta(seconds=1)
 
 
 def initial_search_attributes(inp: InvitationInput) -> TypedSearchAttributes:
@@ -156,17 +156,22 @@ async def redeem(
     Raises InvitationRejected (a reason code), InvitationNotFound, InvitationBusy.
     """
     handle = handle_for(client, invitation_id)
+    deadline = asyncio.get_running_loop().time() + budget.total_seconds()
     try:
         async with asyncio.timeout(budget.total_seconds()):
-            return await handle.execute_update(REDEEM, req, result_type=RedeemResult)
+            result = await handle.execute_update(REDEEM, req, result_type=RedeemResult)
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         # The SDK reports a call cut short by the deadline as its own error, not a timeout.
-        return await _still_granting(handle, invitation_id, req)
+        raise InvitationBusy(f"{invitation_id} did not take the redeem in time") from None
     except WorkflowUpdateFailedError as err:
         raise _rejection(err) from None
     except RPCError as err:
         if not await _is_closed(handle, err):
             raise _not_found_or(err, invitation_id) from None
+    else:
+        if result.grant != "pending":
+            return result
+        return result.model_copy(update={"grant": await _grant_outcome(handle, deadline)})
     # The workflow has ended: answer from its final state with the validator's own rules.
     final = await _final_state(handle, invitation_id)
     reason = redeem_rejection(final, req, now or datetime.now(UTC))
@@ -177,19 +182,37 @@ async def redeem(
     return RedeemResult(invitation_id=final.invitation_id, roles=final.roles, grant=final.grant or "pending")
 
 
-async def _still_granting(
-    handle: WorkflowHandle[Any, InvitationState], invitation_id: str, req: RedeemInput
-) -> RedeemResult:
-    """The answer when the budget ran out: `grant: pending` with the invitation's roles when its
-    state shows this user accepted it (the workflow keeps granting durably); else the redeem
-    was not taken in time (InvitationBusy: a retry of the same redeem is safe)."""
+async def _grant_outcome(handle: WorkflowHandle[Any, InvitationState], deadline: float) -> GrantState:
+    """The grant's outcome by `deadline`, else `pending` (the workflow keeps granting durably).
+
+    `done` as soon as `grant_access` completes in the run's history: the workflow records that
+    in its next task, which the person at login does not wait for. A run that closes first had
+    a grant fail for good: its final state answers. Temporal's time-skipping test server cannot
+    follow a running history; the run's end answers there.
+    """
     try:
-        state = await handle.query(STATE, result_type=InvitationState, rpc_timeout=PENDING_QUERY_TIMEOUT)
-    except (RPCError, WorkflowQueryFailedError, RPCTimeoutOrCancelledError):
-        raise InvitationBusy(f"{invitation_id}: the redeem's outcome could not be read in time") from None
-    if state.status != Status.ACCEPTED or state.accepted_by != req.user.user_id:
-        raise InvitationBusy(f"{invitation_id} did not take the redeem in time")
-    return RedeemResult(invitation_id=invitation_id, roles=state.roles, grant="pending")
+        async with asyncio.timeout_at(deadline):
+            with contextlib.suppress(RPCError):  # a server that cannot follow: the run's end
+                if await _grant_completed(handle):
+                    return "done"
+            return (await handle.result()).grant or "pending"
+    except (TimeoutError, RPCError, WorkflowFailureError):
+        return "pending"
+
+
+async def _grant_completed(handle: WorkflowHandle[Any, InvitationState]) -> bool:
+    """Follow the run's history until `grant_access` completes (True) or the run closes (False)."""
+    grants: set[int] = set()
+    async for event in handle.fetch_history_events(wait_new_event=True):
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            if event.activity_task_scheduled_event_attributes.activity_type.name == names.GRANT_ACTIVITY:
+                grants.add(event.event_id)
+        elif (
+            event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+            and event.activity_task_completed_event_attributes.scheduled_event_id in grants
+        ):
+            return True
+    return False
 
 
 async def extend(client: Client, invitation_id: str, expires_at: datetime) -> InvitationState:

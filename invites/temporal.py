@@ -10,6 +10,9 @@ from invites.codec import build_data_converter
 from invites.settings import Settings
 
 WORKFLOW_TYPE = "InvitationWorkflow"
+# The activity that grants access on acceptance: a redeem's answer waits for its completion in
+# the run's history (invites.invitations).
+GRANT_ACTIVITY = "grant_access"
 
 STATUS = SearchAttributeKey.for_keyword("InvitationStatus")
 EMAIL = SearchAttributeKey.for_keyword("InvitationEmail")

@@ -81,8 +81,7 @@ class InvitationWorkflow:
         if self._state.status == Status.ACCEPTED:
             await self._grant()
         self._emit(f"invitation.{self._state.status.value}")
-        # Every transition reaches the CRM, and every update (a redeem waiting for the grant)
-        # has answered, before the run ends.
+        # Every transition reaches the CRM before the run ends (and no handler is left running).
         await workflow.wait_condition(lambda: not self._events and workflow.all_handlers_finished())
         return self._state
 
@@ -207,7 +206,8 @@ class InvitationWorkflow:
 
     async def _grant(self) -> None:
         """Roles, app_metadata, verified email and our account link, in one activity on the
-        workflow's own queue (a person waits at login: never behind a bulk import's look-ups)."""
+        workflow's own queue (a person waits at login: never behind a bulk import's look-ups).
+        Its completion in history is the redeem's answer (invites.invitations.redeem)."""
         req = self._redeemer
         if req is None:  # unreachable: acceptance always records its redeemer
             raise ApplicationError("accepted without a redeemer", type="InvariantViolated")
@@ -249,13 +249,10 @@ class InvitationWorkflow:
         return self._state
 
     @workflow.update
-    async def redeem(self, req: RedeemInput) -> RedeemResult:
-        """Accept for the logged-in user, then answer once the grant is done or has failed.
-
-        The wait has no timer (nothing in history): the caller bounds its own wait and answers
-        `grant: pending` past it, while the workflow keeps granting durably. A retried redeem by
-        the user who accepted waits for the same grant and gets the same answer.
-        """
+    def redeem(self, req: RedeemInput) -> RedeemResult:
+        """Accept for the logged-in user and answer at once (`grant: pending`); the caller waits
+        for the grant itself, following the run's history (invites.invitations.redeem). A
+        retried redeem by the user who accepted gets the same answer, with the grant's state."""
         if self._state.status == Status.PENDING:
             self._redeemer = req
             self._state.accepted_by = req.user.user_id
@@ -266,7 +263,6 @@ class InvitationWorkflow:
             # Redeems validated in one workflow task all saw `pending`; the first handler took
             # it. The others get the answer their validator would give now.
             self._reject_redeem(req)
-        await workflow.wait_condition(lambda: self._state.grant != "pending")
         return RedeemResult(
             invitation_id=self._inp.invitation_id, roles=self._inp.roles, grant=self._state.grant or "pending"
         )

@@ -1,5 +1,7 @@
-"""The webhook's answer on the real dev server: the `redeem` update answers once the grant is
-done or has failed, so a login never waits for the CRM or for the run's end.
+"""The webhook's answer on the real dev server, where the API follows the run's history: `done`
+as soon as `grant_access` completes, so a login never waits for the CRM or the run's end; a
+grant that fails for good is answered from the run's end. (Temporal's time-skipping test server
+cannot follow a running history: the run's end answers there, as the workflow tests show.)
 """
 
 from __future__ import annotations
@@ -66,8 +68,8 @@ async def test_a_crm_outage_does_not_hold_the_login_and_the_sync_follows(dev_sta
 
 
 async def test_a_grant_that_fails_for_good_is_answered_failed(dev_stack: Stack):
-    """The account was deleted before the grant: `grant_access` fails for good, and the redeem
-    answers with the grant failed, as the run ends."""
+    """The account was deleted before the grant: `grant_access` fails for good (no completion
+    to follow), the run ends with the grant failed, and that is the answer."""
     s = dev_stack
     email = f"gone.{uuid.uuid4().hex[:8]}@example.com"
     async with api_for(s) as api, s.worker():
