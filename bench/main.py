@@ -54,6 +54,7 @@ from bench.stack import (
     worker_pids,
 )
 from invites.eventloop import loop_factory
+from invites.temporal import GRANT_ACTIVITY
 
 # (key, comparison, bound): what the issue asks the service to reach.
 TARGETS: list[tuple[str, str, float]] = [
@@ -77,7 +78,6 @@ DEV_API_KEY = "dev-api-key"
 USER_PASSWORD = "Bench-password-1!"  # noqa: S105 - sandbox users only
 DATABASE_CONNECTION = "Username-Password-Authentication"
 ROLES = ["member"]
-GRANT_ACTIVITY = "grant_access"  # as the worker registers it
 
 
 class BenchError(Exception):
@@ -301,7 +301,7 @@ class Bench:
         phases = [f["redeem_phases_ms"] for f in accepted if f["redeem_phases_ms"]]
         if phases:
             results["redeem_phases_ms"] = {k: _pct([p[k] for p in phases], 50) for k in phases[0]}
-            # The answer waits for the redeem update's completion, not for the run's end.
+            # The answer waits for the grant's completion, not for the run's end.
             waited = sum(v for k, v in results["redeem_phases_ms"].items() if k != "closing")
             # The rest of a redeem: the webhook's HTTP, signature, receipt reads and writes, and
             # the update's round trip between the API and the server.
@@ -813,10 +813,9 @@ def redeem_phases(events: Any) -> dict[str, float]:
     `update_task` (the workflow task that accepts, from its scheduling to the acceptance),
     `grant_dispatch` (acceptance to the grant activity's start: the server handing the task to
     the worker), `grant_calls` (from there to the grant's completion: the Auth0 calls and the
-    account link), `answer_task` (from there to the update's completion: the workflow task that
-    records the grant and answers) and `closing` (from there to the run's end). They add up to the
-    time from the accepting task's scheduling to the run's end; the webhook's answer waits for all
-    but `closing`. Empty without a redeem."""
+    account link) and `closing` (from there to the run's end). They add up to the time from the
+    accepting task's scheduling to the run's end; the webhook's answer waits for all but
+    `closing` (the API follows the history to the grant's completion). Empty without a redeem."""
     from temporalio.api.enums.v1 import EventType
 
     def at(e: Any) -> float:
@@ -857,7 +856,6 @@ def redeem_phases(events: Any) -> dict[str, float]:
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
         and e.activity_task_completed_event_attributes.scheduled_event_id in grant
     ]
-    answered = first(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED, after) or closed
     accepted_at = at(events[accepted])
     first_start = min(started, default=accepted_at)
     granted_at = max(granted, default=first_start)
@@ -865,8 +863,7 @@ def redeem_phases(events: Any) -> dict[str, float]:
         "update_task": round(accepted_at - at(scheduled), 1),
         "grant_dispatch": round(first_start - accepted_at, 1),
         "grant_calls": round(granted_at - first_start, 1),
-        "answer_task": round(at(answered) - granted_at, 1),
-        "closing": round(at(closed) - at(answered), 1),
+        "closing": round(at(closed) - granted_at, 1),
     }
 
 

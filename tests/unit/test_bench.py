@@ -170,20 +170,19 @@ def test_redeem_phases_split_the_accepted_run_by_event_time() -> None:
         _event(6, e.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED, 1012),
         _scheduled(7, "grant_access", 1012),
         _scheduled(8, "publish_event", 1012),  # a CRM event alongside: not the grant's time
+        _event(9, e.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED, 1012),
         # Activity starts are written with their completions, stamped with the start time.
-        _started(9, 8, 1014),
-        _completed(10, 8, 1016),
-        _started(11, 7, 1017),
-        _completed(12, 7, 1041),
-        _event(13, e.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, 1050),
-        _event(14, e.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED, 1050),
+        _started(10, 8, 1014),
+        _completed(11, 8, 1016),
+        _started(12, 7, 1017),
+        _completed(13, 7, 1041),
+        _event(14, e.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, 1050),
         _event(15, e.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, 1060),
     ]
     assert history_figures(events)["redeem_phases_ms"] == {
         "update_task": 12.0,
         "grant_dispatch": 5.0,
         "grant_calls": 24.0,
-        "answer_task": 9.0,
-        "closing": 10.0,
+        "closing": 19.0,
     }
     assert history_figures(events[:4])["redeem_phases_ms"] == {}  # never redeemed
