@@ -92,6 +92,7 @@ async def build_activities(settings: Settings) -> AsyncIterator[Activities]:
                 crm=CrmActivities(_crm_backend(settings, http)),
             )
         finally:
+            store.close()
             await engine.dispose()
 
 

@@ -72,6 +72,7 @@ def create_app(
             try:
                 yield
             finally:
+                store.close()
                 await engine.dispose()
 
     app = FastAPI(

@@ -251,8 +251,13 @@ class Bench:
                 ),
             ):
                 store = Store(engine)
-                creator = Creator(settings, client, store, Auth0Management(settings, http).roles)
-                yield cls(opts, stack, console, client, http, store, engine, creator, noop_queue, first_tasks)
+                try:
+                    creator = Creator(settings, client, store, Auth0Management(settings, http).roles)
+                    yield cls(
+                        opts, stack, console, client, http, store, engine, creator, noop_queue, first_tasks
+                    )
+                finally:
+                    store.close()
         finally:
             await engine.dispose()
 

@@ -85,6 +85,7 @@ async def connect(settings: Settings, *, database: bool = False, auth0: bool = F
             engine = create_engine(settings.database_url)
             stack.push_async_callback(engine.dispose)
             ops.store = Store(engine)
+            stack.callback(ops.store.close)
         if auth0:
             http = await stack.enter_async_context(httpx.AsyncClient(timeout=settings.auth0_timeout))
             ops.auth0 = Auth0Management(settings, http)

@@ -1,5 +1,6 @@
-"""Async engines for SQLite (embedded default) and PostgreSQL (production), with the SQLite
-connection setup: WAL, a busy timeout, foreign keys, and `BEGIN IMMEDIATE` for writes."""
+"""Async engines for SQLite (embedded default) and PostgreSQL (production), and the SQLite
+connection setup (WAL, a busy timeout, foreign keys, `BEGIN IMMEDIATE` for writes) that the
+store's synchronous engine shares (`invites.db.transactions`)."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ from invites.db.records import (
     WebhookReceipt,
 )
 from invites.db.tables import AccountLink, Invitation, Mail, WebhookReceiptRow
-from invites.db.transactions import Transactions
+from invites.db.transactions import transactions_for
 
 R = TypeVar("R")
 
@@ -41,11 +41,11 @@ class Store:
     """Invitations' funnel data, account links, the local mail outbox and webhook receipts.
 
     Each method is one transaction, written as a synchronous function of a `Session` and run
-    by `invites.db.transactions`.
+    by `invites.db.transactions` (in the event loop on PostgreSQL, in a thread on SQLite).
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._tx = Transactions(engine)
+        self._tx = transactions_for(engine)
         # Built once: an INSERT whose values come as parameters is compiled once and cached,
         # where `.values(...)` per call costs a new statement and its cache key every time.
         insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
@@ -53,6 +53,10 @@ class Store:
         self._insert_link = _insert_new(insert, AccountLink.__table__, "invitation_id")
         self._insert_mail = _insert_new(insert, Mail.__table__, "id")
         self._insert_receipt = _insert_new(insert, WebhookReceiptRow.__table__, "webhook_id")
+
+    def close(self) -> None:
+        """Stop the threads and connections the store opened itself (the engine is the caller's)."""
+        self._tx.close()
 
     async def ping(self) -> None:
         """Return when the database answers; raise (a SQLAlchemy or OS error) when it does not."""

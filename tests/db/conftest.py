@@ -57,12 +57,14 @@ async def engine(request: pytest.FixtureRequest, databases: Databases) -> AsyncI
 
 
 @pytest.fixture
-async def store(engine: AsyncEngine) -> Store:
+async def store(engine: AsyncEngine) -> AsyncIterator[Store]:
     """A store on empty tables."""
     async with engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             await connection.execute(table.delete())
-    return Store(engine)
+    made = Store(engine)
+    yield made
+    made.close()
 
 
 @pytest.fixture(params=BACKENDS)

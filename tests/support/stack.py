@@ -199,6 +199,7 @@ async def open_stack(
             client = Client(**{**env.client.config(), "data_converter": build_data_converter(settings)})
             yield Stack(env, client, settings, store, auth0, sendgrid, hubspot)
         finally:
+            store.close()
             await engine.dispose()
 
 
