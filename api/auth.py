@@ -44,6 +44,7 @@ class Authenticator:
         self._audience = settings.api_audience
         self._issuer = settings.auth0_issuer
         self._jwks = jwks or Jwks(settings.jwks_url)
+        self._m2m_scope = settings.scope_permissions_for_m2m
 
     async def principal(self, request: Request) -> Principal:
         credential = _credential(request)
@@ -83,8 +84,10 @@ class Authenticator:
             raise _invalid_token("no subject")
         listed = claims.get("permissions")
         permissions = {p for p in listed if isinstance(p, str)} if isinstance(listed, list) else set()
+        # Never a user's `scope`: with RBAC off in the API, anyone who signs up could ask for
+        # `manage:invitations`. A client-credentials token's scope only when allowed.
         scope = claims.get("scope")
-        if isinstance(scope, str):
+        if self._m2m_scope and claims.get("gty") == "client-credentials" and isinstance(scope, str):
             permissions.update(scope.split())
         return Principal("user", subject, frozenset(permissions))
 

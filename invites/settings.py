@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     api_audience: str = "https://invites.local/api"
     auth0_issuer: str = ""  # default <auth0_base_url>/
     auth0_jwks_url: str | None = None  # default: <auth0_base_url>/.well-known/jwks.json
+    # Permissions come from an access token's `permissions` claim (Auth0 RBAC) only: a user can
+    # ask for any `scope`. True also counts the `scope` of machine-to-machine tokens
+    # (client-credentials grants, which only the tenant's admins can authorize).
+    scope_permissions_for_m2m: bool = False
     webhook_receipt_ttl: timedelta = timedelta(days=1)
 
     # Logs and worker metrics (docs/operations.md)

@@ -104,9 +104,27 @@ async def test_a_valid_access_token_with_the_permissions_claim_reads(api: Api):
     assert response.json()["error"]["code"] == "not_found"
 
 
-async def test_permissions_may_come_from_the_scope_claim(api: Api):
-    token = api.user_token("auth0|ops", scope=f"openid profile {READ}")
-    assert (await read_unknown(api, api.bearer(token))).status_code == 404
+async def test_a_users_scope_grants_no_permission(api: Api):
+    """With RBAC off in the Auth0 API, anyone who signs up can ask for any scope."""
+    token = api.user_token("auth0|mallory", scope=f"openid profile {READ} manage:invitations")
+    response = await read_unknown(api, api.bearer(token))
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "forbidden")
+
+
+def m2m_token(api: Api) -> str:
+    """A client-credentials token, as Auth0 issues one to a backend."""
+    return api.user_token("funnel-client@clients", scope=READ, extra={"gty": "client-credentials"})
+
+
+async def test_a_machine_tokens_scope_grants_no_permission_by_default(api: Api):
+    assert (await read_unknown(api, api.bearer(m2m_token(api)))).status_code == 403
+
+
+@pytest.mark.parametrize("settings_overrides", [{"scope_permissions_for_m2m": True}])
+async def test_a_machine_tokens_scope_counts_when_allowed_and_a_users_still_does_not(api: Api):
+    assert (await read_unknown(api, api.bearer(m2m_token(api)))).status_code == 404
+    user = api.user_token("auth0|mallory", scope=READ)
+    assert (await read_unknown(api, api.bearer(user))).status_code == 403
 
 
 @pytest.mark.parametrize("kind", BAD_TOKENS)

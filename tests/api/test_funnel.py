@@ -110,7 +110,7 @@ async def test_without_credentials_401_and_without_permission_403(api: Api):
     )
     assert forbidden.status_code == 403
     assert forbidden.json()["error"]["code"] == "forbidden"
-    creator = api.user_token("auth0|funnel", scope="create:invitations")
+    creator = api.user_token("auth0|funnel", permissions=["create:invitations"])
     ok = await api.http.post("/v1/invitations", json={"email": "a@example.com"}, headers=api.bearer(creator))
     assert ok.status_code == 201
     api.stack.handles.append(api.stack.env.client.get_workflow_handle(f"invitation-{ok.json()['id']}"))

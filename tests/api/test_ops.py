@@ -117,7 +117,7 @@ async def test_a_read_only_token_cannot_steer_invitations(api: Api):
 
 async def test_a_manage_token_steers_invitations(api: Api):
     created, _ = await api.pending("mgr@example.com")
-    manager = api.bearer(api.user_token("auth0|ops", scope=MANAGE))
+    manager = api.bearer(api.user_token("auth0|ops", permissions=[MANAGE]))
     response = await api.http.post(f"/v1/invitations/{created['id']}/revoke", json={}, headers=manager)
     assert (response.status_code, response.json()["status"]) == (200, "revoked")
 
