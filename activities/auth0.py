@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 from activities.errors import http_error
 from activities.heartbeat import heartbeating
 from invites.auth0 import Auth0Management, Auth0TokenError, UnknownRoles
+from invites.redemption import same_email
 
 T = TypeVar("T")
 SERVICE = "Auth0"
@@ -79,7 +80,7 @@ class Auth0Users:
         if any(current.get(key) != value for key, value in metadata.items()):
             patch["app_metadata"] = metadata
         verified = False
-        if verify_email is not None and (user.email or "").casefold() == verify_email.casefold():
+        if verify_email is not None and same_email(user.email, verify_email):
             verified = bool(user.email_verified) or _can_verify(user)
             if not user.email_verified and verified:
                 patch["email_verified"] = True

@@ -35,7 +35,7 @@ class Reason(StrEnum):
     INVALID_EXPIRY = "invalid_expiry"
 
 
-EmailPolicy = Literal["match", "any"]
+EmailPolicy = Literal["match", "verified", "any"]
 MailKind = Literal["invite", "reminder"]
 GrantState = Literal["done", "pending", "failed"]
 

@@ -49,7 +49,11 @@ def redeem_rejection(state: InvitationState, req: RedeemInput, now: datetime) ->
         return Reason.EXPIRED  # the expiry timer may not have fired yet
     if req.generation < state.generation:
         return Reason.STALE_LINK
-    if state.email_policy == "match" and not _same_email(req.user.email, state.email):
+    if state.email_policy == "match" and not same_email(req.user.email, state.email):
+        return Reason.EMAIL_MISMATCH
+    if state.email_policy == "verified" and not (
+        req.user.email_verified and same_email(req.user.email, state.email)
+    ):
         return Reason.EMAIL_MISMATCH
     return None
 
@@ -64,5 +68,7 @@ def extend_rejection(state: InvitationState, new_expiry: datetime, now: datetime
     return None
 
 
-def _same_email(a: str | None, b: str) -> bool:
-    return a is not None and a.strip().casefold() == b.strip().casefold()
+def same_email(a: str | None, b: str) -> bool:
+    """SPEC §3: equal after trimming and lower-casing, with no Unicode folding (`casefold` would
+    match `straße@` to `strasse@`, another mailbox, and then mark that address verified)."""
+    return a is not None and a.strip().lower() == b.strip().lower()

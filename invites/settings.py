@@ -17,6 +17,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, field_va
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from standardwebhooks import Webhook
 
+from invites.models import EmailPolicy
+
 # Development defaults. They are public (README, SPEC §7) and refused when INVITES_ENV=production.
 # Built from readable phrases so nobody mistakes them for real keys.
 DEV_TOKEN_KEYS = "dev1:" + base64.b64encode(b"dev-only-token-key-do-not-use-in-prod").decode()
@@ -83,7 +85,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///.invites/invites.db"
 
     # Invitations
-    email_policy: Literal["match", "any"] = "match"
+    email_policy: EmailPolicy = "match"
     default_expires_in: timedelta = timedelta(days=14)
     default_reminders: Annotated[list[timedelta], NoDecode] = [timedelta(days=3), timedelta(days=7)]
     # Derived from the API and Auth0 addresses when left unset (see _derive_addresses).

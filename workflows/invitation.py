@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         RevokeInput,
         Status,
     )
-    from invites.redemption import MESSAGES, extend_rejection, redeem_rejection
+    from invites.redemption import MESSAGES, extend_rejection, redeem_rejection, same_email
 
 # Outside systems: retry forever with capped backoff (an invitation must not be lost to an
 # outage); typed non-retryable errors end the attempt at once. 429s set their own delay.
@@ -239,8 +239,7 @@ class InvitationWorkflow:
     def _verify_email(self, req: RedeemInput) -> bool:
         """The invitation mail proved the person reads the invited address: mark it verified when
         the account signed in with that address unverified."""
-        same_address = (req.user.email or "").casefold() == self._inp.email.casefold()
-        return same_address and not req.user.email_verified
+        return same_email(req.user.email, self._inp.email) and not req.user.email_verified
 
     # --- messages -----------------------------------------------------------------------------
 

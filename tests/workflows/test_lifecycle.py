@@ -166,6 +166,28 @@ async def test_email_mismatch_changes_nothing_and_the_right_user_accepts_after(s
         assert final.accepted_by == user_payload(stack.auth0, "right@example.com")["user_id"]
 
 
+async def test_email_policy_verified_refuses_an_unverified_sign_up_and_accepts_a_verified_social_login(
+    stack: Stack,
+):
+    async with stack.worker():
+        handle = await stack.invite("vera@example.com", roles=("member",), email_policy="verified")
+        await stack.sent(handle)
+        password = stack.auth0.create_user("vera@example.com", email_verified=False)
+        google = stack.auth0.create_user("vera@example.com", connection="google-oauth2", email_verified=True)
+        unverified = {"user_id": password["user_id"], "email": "vera@example.com", "email_verified": False}
+        with pytest.raises(InvitationRejected) as refused:
+            await stack.redeem(handle, unverified)
+        assert refused.value.reason == "email_mismatch"
+        assert (await stack.state(handle)).status == Status.PENDING
+        verified = {"user_id": google["user_id"], "email": "vera@example.com", "email_verified": True}
+        result = await stack.redeem(handle, verified)
+        assert (result.result, result.grant) == ("accepted", "done")
+        final = await handle.result()
+    assert final.accepted_by == google["user_id"]
+    assert stack.auth0.role_names(password["user_id"]) == []
+    assert stack.auth0.role_names(google["user_id"]) == ["member"]
+
+
 async def test_email_policy_any_accepts_whoever_logs_in_with_the_link(stack: Stack):
     async with stack.worker():
         handle = await stack.invite("shared@example.com", email_policy="any")
