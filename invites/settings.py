@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     email_policy: EmailPolicy = "match"
     default_expires_in: timedelta = timedelta(days=14)
     default_reminders: Annotated[list[timedelta], NoDecode] = [timedelta(days=3), timedelta(days=7)]
+    # The Auth0 roles an invitation may grant (comma-separated names): anything else is refused
+    # (`role_not_grantable`), so a funnel key cannot hand out `admin`.
+    grantable_roles: Annotated[list[str], NoDecode] = ["customer", "member"]
     # Derived from the API and Auth0 addresses when left unset (see _derive_addresses).
     public_base_url: str = ""
     # Where /i/{token} sends the invitee: for a tenant, its /authorize URL with the app's client
@@ -177,6 +180,15 @@ class Settings(BaseSettings):
         if isinstance(value, list):
             return [cls._seconds(v) for v in value]
         return value
+
+    @field_validator("grantable_roles", mode="before")
+    @classmethod
+    def _role_list(cls, value: object) -> object:
+        """Comma-separated role names (`customer,member`), or a JSON list."""
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",")]
+        return [v for v in value if v] if isinstance(value, list) else value
 
     @field_validator("default_reminders")
     @classmethod
