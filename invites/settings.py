@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     # (client-credentials grants, which only the tenant's admins can authorize).
     scope_permissions_for_m2m: bool = False
     webhook_receipt_ttl: timedelta = timedelta(days=1)
+    # Swagger UI at /docs (and ReDoc): unset, on in development and off in production, where it
+    # is one more page to serve; /openapi.json is always served.
+    api_docs: bool | None = None
 
     # Logs and worker metrics (docs/operations.md)
     # `auto`: one JSON object per line in production, readable text in development.
