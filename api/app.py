@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 from temporalio.service import RetryConfig
 
@@ -75,12 +76,15 @@ def create_app(
                 store.close()
                 await engine.dispose()
 
+    docs = settings.env == "development" if settings.api_docs is None else settings.api_docs
     app = FastAPI(
         title="invites",
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
         responses=errors.UNAVAILABLE_RESPONSES,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
     )
     errors.install(app)
     redaction.install()
@@ -99,14 +103,7 @@ def create_app(
         raise exc
 
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    # The Temporal UI calls the codec endpoint from the browser.
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.ui_origins,
-        allow_methods=["POST", "OPTIONS"],
-        allow_headers=["*"],
-        allow_credentials=True,
-    )
+    app.add_middleware(CodecCors, origins=settings.ui_origins)
     for router in (
         funnel.router,
         link.router,
@@ -120,3 +117,24 @@ def create_app(
     if settings.env == "development":
         app.include_router(dev.router)  # demo pages: funnel form, outbox, customer space
     return app
+
+
+class CodecCors:
+    """CORS for the codec routes only, and only for the Temporal UI's origins: the UI calls them
+    from the browser (with its credentials). No other route answers a cross-origin request."""
+
+    def __init__(self, app: ASGIApp, origins: list[str]) -> None:
+        self._app = app
+        self._cors = CORSMiddleware(
+            app,
+            allow_origins=origins,
+            allow_methods=["POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Namespace"],
+            allow_credentials=True,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/codec/"):
+            await self._cors(scope, receive, send)
+        else:
+            await self._app(scope, receive, send)

@@ -91,7 +91,10 @@ async def customer_space(request: Request, services: ServicesDep) -> Response:
         return _render("dev/app.html", title="Customer space", user=None, login_url=login_url)
     # The id token came straight from the sandbox's token endpoint: read, not re-verified.
     user = jwt.decode(id_token, options={"verify_signature": False})
-    async with httpx.AsyncClient(base_url=str(request.base_url), timeout=10) as http:
+    # The customer space's own call to /v1/me, answered in process: never to the host the
+    # request's Host header names (it would receive the access token).
+    transport = httpx.ASGITransport(app=request.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://invites", timeout=10) as http:
         response = await http.get("/v1/me", headers={"Authorization": f"Bearer {access}"})
     if response.status_code != 200:
         return _render("dev/app.html", title="Customer space", user=None, login_url=login_url)

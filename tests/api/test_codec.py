@@ -157,3 +157,48 @@ async def test_codec_needs_ops_credentials_outside_development(api: Api):
             headers={"Origin": "http://127.0.0.1:8233", "Access-Control-Request-Method": "POST"},
         )
         assert preflight.headers["access-control-allow-origin"] == "http://127.0.0.1:8233"
+
+
+READER_KEY, MANAGER_KEY = "ops-reader-key-0001", "ops-manager-key-0001"
+
+
+async def test_encoding_needs_the_manage_permission_and_decoding_the_read_one(api: Api):
+    """Encoding makes payloads the workers will act on: a read-only key may only decode."""
+    prod = api.stack.settings.model_copy(
+        update={
+            "env": "production",
+            "api_keys": SecretStr(
+                f"{READER_KEY}=read:invitations,{MANAGER_KEY}=read:invitations manage:invitations"
+            ),
+        }
+    )
+    body = json.dumps({"payloads": []})
+    async with (
+        serve(create_app(prod, temporal=api.stack.client)) as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
+        reader, manager = ({"Authorization": f"Bearer {key}"} for key in (READER_KEY, MANAGER_KEY))
+        assert (await http.post("/codec/decode", content=body, headers=reader)).status_code == 200
+        refused = await http.post("/codec/encode", content=body, headers=reader)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (403, "forbidden")
+        assert (await http.post("/codec/encode", content=body, headers=manager)).status_code == 200
+
+
+async def test_cross_origin_requests_are_allowed_only_to_the_codec_and_only_from_the_ui(api: Api):
+    ui, other = "http://127.0.0.1:8233", "https://evil.example"
+
+    async def allowed(path: str, origin: str) -> str | None:
+        preflight = await api.http.options(
+            path, headers={"Origin": origin, "Access-Control-Request-Method": "POST"}
+        )
+        return preflight.headers.get("access-control-allow-origin")
+
+    assert await allowed("/codec/decode", ui) == ui
+    assert await allowed("/codec/decode", other) is None
+    assert await allowed("/v1/invitations", ui) is None
+    assert await allowed("/v1/webhooks/auth0", ui) is None
+    created = await api.http.post(
+        "/v1/invitations", json={"email": "cors@example.com"}, headers={**api.key, "Origin": ui}
+    )
+    assert "access-control-allow-origin" not in created.headers
+    api.stack.handles.append(api.stack.client.get_workflow_handle(f"invitation-{created.json()['id']}"))

@@ -56,3 +56,31 @@ async def test_demo_pages_do_not_exist_in_production(api: Api):
     ):
         for path in ("/dev", "/dev/outbox", "/dev/api/outbox", "/app"):
             assert (await http.get(path)).status_code == 404
+
+
+async def test_the_customer_space_reads_the_account_in_process_whatever_the_host_header(api: Api):
+    """/app reads /v1/me with the visitor's access token: in process, never from the host the
+    request's Host header names (it would receive the token)."""
+    user = api.stack.auth0.create_user("host@example.com", email_verified=True)
+    access = api.user_token(user["user_id"])
+    id_token = api.stack.auth0.signing.sign({"sub": user["user_id"], "email": "host@example.com"})
+    cookie = f"invites_dev_at={access}; invites_dev_id={id_token}"
+    page = await api.http.get("/app", headers={"Host": "evil.example:1", "Cookie": cookie})
+    assert page.status_code == 200
+    assert "host@example.com" in page.text and "Sign in" not in page.text
+
+
+@pytest.mark.parametrize(
+    ("env", "api_docs", "served"),
+    [("development", None, True), ("production", None, False), ("production", True, True)],
+)
+async def test_the_docs_pages_are_on_in_development_and_a_setting_in_production(
+    api: Api, env: str, api_docs: bool | None, served: bool
+):
+    settings = api.stack.settings.model_copy(update={"env": env, "api_docs": api_docs})
+    async with (
+        serve(create_app(settings, temporal=api.stack.client)) as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
+        assert ((await http.get("/docs")).status_code == 200) is served
+        assert (await http.get("/openapi.json")).status_code == 200
