@@ -65,7 +65,8 @@ class Auth0Users:
         app_metadata: dict[str, Any],
         verify_email: str | None,
     ) -> bool:
-        """Merge our keys into `app_metadata` and, when `verify_email` is still the account's
+        """Merge our keys into `app_metadata` (`invitations`, and the payload under
+        `invites.data`: see _metadata_patch) and, when `verify_email` is still the account's
         address, mark it verified: one read and at most one PATCH. True when the address is
         verified (now or already).
 
@@ -127,12 +128,26 @@ class Auth0Users:
 def _metadata_patch(
     current: dict[str, Any], invitation_id: str, accepted_at: datetime, app_metadata: dict[str, Any]
 ) -> dict[str, Any]:
-    """Our keys of app_metadata: the invitation's payload and `invitations` with this one added
-    once (Auth0 merges app_metadata at the top level, so only these keys are sent)."""
+    """Our keys of app_metadata: `invitations` with this one added once, and `invites` with the
+    invitation's payload merged into `invites.data` (Auth0 merges app_metadata at the top level
+    only, so just these two keys are sent, and `invites` is sent whole with its other keys kept).
+
+    The payload never lands on another top-level key: whatever its keys are named, it cannot
+    overwrite what others keep in app_metadata. With several invitations accepted, `data` holds
+    their payloads merged, the later acceptance winning per key.
+    """
     invitations = [i for i in current.get("invitations") or [] if isinstance(i, dict)]
     if not any(i.get("id") == invitation_id for i in invitations):
         invitations.append({"id": invitation_id, "accepted_at": accepted_at.isoformat()})
-    return {**app_metadata, "invitations": invitations}
+    patch: dict[str, Any] = {"invitations": invitations}
+    invites = current.get("invites")
+    invites = dict(invites) if isinstance(invites, dict) else {}
+    data = invites.get("data")
+    data = dict(data) if isinstance(data, dict) else {}
+    if app_metadata:
+        invites["data"] = {**data, **app_metadata}
+        patch["invites"] = invites
+    return patch
 
 
 def _can_verify(user: Any) -> bool:

@@ -34,7 +34,7 @@ async def test_new_user_accepts_and_is_granted_everywhere(stack: Stack):
         assert stack.auth0.role_names(uid) == ["customer", "member"]
         account = stack.auth0.user(uid)
         assert account["email_verified"] is True
-        assert account["app_metadata"]["plan"] == "pro"
+        assert account["app_metadata"]["invites"]["data"]["plan"] == "pro"
         assert [i["id"] for i in account["app_metadata"]["invitations"]] == [final.invitation_id]
         links = await stack.store.links_for_user(uid)
         assert [(link.invitation_id, link.data) for link in links] == [(final.invitation_id, {"plan": "pro"})]
@@ -53,14 +53,16 @@ async def test_one_grant_call_merges_metadata_verifies_the_address_and_links(sta
         handle = await stack.invite("una@example.com", app_metadata={"plan": "pro"})
         await stack.sent(handle)
         user = stack.auth0.create_user("una@example.com")
-        stack.auth0.user(user["user_id"])["app_metadata"] = {"theme": "dark"}
+        # Someone else's keys, one named like a key of the payload.
+        stack.auth0.user(user["user_id"])["app_metadata"] = {"theme": "dark", "plan": "enterprise"}
         result = await stack.redeem(handle, user_payload(stack.auth0, "una@example.com"))
         assert (result.result, result.grant) == ("accepted", "done")
         await handle.result()
     account = stack.auth0.user(user["user_id"])
     assert account["email_verified"] is True
     assert account["app_metadata"]["theme"] == "dark"  # not ours: kept
-    assert account["app_metadata"]["plan"] == "pro"
+    assert account["app_metadata"]["plan"] == "enterprise"  # the payload never overwrites it
+    assert account["app_metadata"]["invites"]["data"]["plan"] == "pro"
     assert set(stack.auth0.role_names(user["user_id"])) == {"customer"}
     events = (await handle.fetch_history()).events
     scheduled = [
@@ -86,7 +88,7 @@ async def test_an_enterprise_account_is_granted_without_touching_its_verificatio
         final = await handle.result()
     account = stack.auth0.user(user["user_id"])
     assert (final.grant, account["email_verified"]) == ("done", False)
-    assert account["app_metadata"]["plan"] == "team"
+    assert account["app_metadata"]["invites"]["data"]["plan"] == "team"
     assert [i["id"] for i in account["app_metadata"]["invitations"]] == [final.invitation_id]
 
 

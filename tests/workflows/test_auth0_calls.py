@@ -92,7 +92,7 @@ async def test_an_address_changed_since_the_login_is_not_marked_verified(stack: 
     account = stack.auth0.user(user["user_id"])
     assert account["email_verified"] is False
     # The rest of the profile write still lands.
-    assert account["app_metadata"]["plan"] == "pro"
+    assert account["app_metadata"]["invites"]["data"]["plan"] == "pro"
     assert [i["id"] for i in account["app_metadata"]["invitations"]] == ["inv_changed"]
 
 
@@ -116,7 +116,38 @@ async def test_a_changed_value_is_written_again_on_a_retry(stack: Stack):
     """The read decides: a key of ours that someone changed since is set back by the retry."""
     user = stack.auth0.create_user("again@example.com")
     await _update_profile(stack, user["user_id"], "inv_again", {"plan": "pro"})
-    stack.auth0.user(user["user_id"])["app_metadata"]["plan"] = "free"
+    stack.auth0.user(user["user_id"])["app_metadata"]["invites"]["data"]["plan"] = "free"
     await _update_profile(stack, user["user_id"], "inv_again", {"plan": "pro"})
-    assert stack.auth0.user(user["user_id"])["app_metadata"]["plan"] == "pro"
+    assert stack.auth0.user(user["user_id"])["app_metadata"]["invites"]["data"]["plan"] == "pro"
     assert stack.auth0.faults.count(PATCH) == 2
+
+
+async def test_the_payload_goes_under_invites_data_and_leaves_other_keys_alone(stack: Stack):
+    """A payload key named like someone else's top-level key (`plan`) or like ours
+    (`invitations`) lands under `invites.data` only; `invites`' other keys stay."""
+    user = stack.auth0.create_user("others@example.com")
+    stack.auth0.user(user["user_id"])["app_metadata"] = {
+        "plan": "enterprise",
+        "invites": {"status": "invited", "invitation_id": "inv_seed"},
+    }
+    payload = {"plan": "free", "invitations": "forged", "roles": ["admin"]}
+    await _update_profile(stack, user["user_id"], "inv_others", payload)
+
+    metadata = stack.auth0.user(user["user_id"])["app_metadata"]
+    assert metadata["plan"] == "enterprise"
+    assert "roles" not in metadata
+    assert [i["id"] for i in metadata["invitations"]] == ["inv_others"]
+    assert metadata["invites"] == {"status": "invited", "invitation_id": "inv_seed", "data": payload}
+    # A retry reads it all written and sends nothing.
+    await _update_profile(stack, user["user_id"], "inv_others", payload)
+    assert stack.auth0.faults.count(PATCH) == 1
+
+
+async def test_several_invitations_merge_their_payloads_the_later_winning(stack: Stack):
+    user = stack.auth0.create_user("several@example.com")
+    await _update_profile(stack, user["user_id"], "inv_first", {"plan": "pro", "quote": "Q-1"})
+    await _update_profile(stack, user["user_id"], "inv_second", {"plan": "team", "seats": 5})
+
+    metadata = stack.auth0.user(user["user_id"])["app_metadata"]
+    assert metadata["invites"]["data"] == {"plan": "team", "quote": "Q-1", "seats": 5}
+    assert [i["id"] for i in metadata["invitations"]] == ["inv_first", "inv_second"]

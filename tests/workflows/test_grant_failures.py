@@ -30,7 +30,7 @@ async def test_an_auth0_step_that_cannot_succeed_leaves_the_grant_failed_and_the
     assert (final.status, final.grant) == (Status.ACCEPTED, "failed")
     assert final.grant_error and "does not exist" in final.grant_error
     # The other steps ran to their end all the same.
-    assert stack.auth0.user(user["user_id"])["app_metadata"]["plan"] == "pro"
+    assert stack.auth0.user(user["user_id"])["app_metadata"]["invites"]["data"]["plan"] == "pro"
     assert [link.invitation_id for link in await stack.store.links_for_user(user["user_id"])] == [
         final.invitation_id
     ]
@@ -77,7 +77,7 @@ async def test_a_part_that_may_still_pass_is_retried_before_a_final_failure_is_r
     assert stack.auth0.faults.count(patch) == 3  # written on the third attempt, once
     assert stack.auth0.faults.count(ASSIGN) == 3  # tried by every attempt, refused each time
     account = stack.auth0.user(user["user_id"])
-    assert account["app_metadata"]["plan"] == "pro"
+    assert account["app_metadata"]["invites"]["data"]["plan"] == "pro"
     assert [i["id"] for i in account["app_metadata"]["invitations"]] == [final.invitation_id]
     assert [link.invitation_id for link in await stack.store.links_for_user(user["user_id"])] == [
         final.invitation_id
@@ -102,6 +102,6 @@ async def test_a_retry_whose_link_is_refused_for_good_still_finishes_the_auth0_p
     assert (final.status, final.grant) == (Status.ACCEPTED, "failed")
     assert final.grant_error and "already linked" in final.grant_error
     assert stack.auth0.faults.count(patch) == 2  # refused once, written by the retry
-    assert stack.auth0.user(user["user_id"])["app_metadata"]["plan"] == "pro"
+    assert stack.auth0.user(user["user_id"])["app_metadata"]["invites"]["data"]["plan"] == "pro"
     assert stack.auth0.role_names(user["user_id"]) == ["customer"]
     assert stack.auth0.faults.count(ASSIGN) == 1  # the retry found the role held
