@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     # Swagger UI at /docs (and ReDoc): unset, on in development and off in production, where it
     # is one more page to serve; /openapi.json is always served.
     api_docs: bool | None = None
+    # The bearer token Prometheus scrapes `/metrics` with. Unset: open in development, off (404)
+    # in production, where request counts and rejection reasons are not for everyone.
+    metrics_token: SecretStr | None = None
 
     # Logs and worker metrics (docs/operations.md)
     # `auto`: one JSON object per line in production, readable text in development.
