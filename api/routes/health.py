@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import Awaitable
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
 from api.deps import ServicesDep
+from api.errors import ApiError
 
 router = APIRouter(tags=["platform"])
 log = logging.getLogger("invites.api")
@@ -49,6 +51,16 @@ async def _check(name: str, probe: Awaitable[object]) -> str:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(services: ServicesDep) -> Response:
-    """Prometheus metrics: requests and latencies per route, redemptions by result."""
+async def metrics(request: Request, services: ServicesDep) -> Response:
+    """Prometheus metrics: requests and latencies per route, redemptions by result.
+
+    With INVITES_METRICS_TOKEN set, only for `Authorization: Bearer <that token>`; unset, open in
+    development and off in production."""
+    token = services.settings.metrics_token
+    if token is None and services.settings.env != "development":
+        raise ApiError(404, "not_found", "Metrics are off: set INVITES_METRICS_TOKEN and scrape with it.")
+    if token is not None:
+        expected = f"Bearer {token.get_secret_value()}".encode()
+        if not hmac.compare_digest(request.headers.get("authorization", "").encode(), expected):
+            raise ApiError(401, "unauthorized", "Scrape /metrics with INVITES_METRICS_TOKEN as bearer token.")
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

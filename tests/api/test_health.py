@@ -8,6 +8,8 @@ import logging
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
+from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -163,3 +165,30 @@ async def test_metrics_count_redemptions_by_result(api: Api):
     assert 'invites_redemptions_total{result="accepted"} 1.0' in metrics
     assert 'invites_redemptions_total{result="email_mismatch"} 1.0' in metrics
     assert token not in metrics
+
+
+@pytest.mark.parametrize(
+    ("env", "token", "header", "status"),
+    [
+        ("development", None, None, 200),
+        ("production", None, None, 404),  # off unless a scrape token is set
+        ("production", "scrape-token-0123456789abcdef", None, 401),
+        ("production", "scrape-token-0123456789abcdef", "Bearer wrong", 401),
+        ("production", "scrape-token-0123456789abcdef", "Bearer scrape-token-0123456789abcdef", 200),
+        ("development", "scrape-token-0123456789abcdef", None, 401),  # set: asked for everywhere
+    ],
+)
+async def test_metrics_need_the_scrape_token_when_set_and_are_off_in_production_without_one(
+    api: Api, env: str, token: str | None, header: str | None, status: int
+):
+    settings = api.stack.settings.model_copy(
+        update={"env": env, "metrics_token": SecretStr(token) if token else None}
+    )
+    async with (
+        serve(create_app(settings, temporal=api.stack.client)) as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
+        response = await http.get("/metrics", headers={"Authorization": header} if header else {})
+    assert response.status_code == status
+    if status == 200:
+        assert "invites_http_requests_total" in response.text
