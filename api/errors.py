@@ -43,7 +43,12 @@ UNAVAILABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 # HTTP statuses of the refusals' codes other than 409 (reason codes that say the invitation is
 # gone answer 410).
-REFUSAL_STATUS = {"not_found": 404, "unknown_role": 422, Reason.INVALID_EXPIRY.value: 422}
+REFUSAL_STATUS = {
+    "not_found": 404,
+    "unknown_role": 422,
+    "role_not_grantable": 422,
+    Reason.INVALID_EXPIRY.value: 422,
+}
 
 
 class ApiError(Exception):

@@ -46,6 +46,15 @@ class MissingFunnelData(LookupError):
     pass
 
 
+class RolesNotGrantable(LookupError):
+    """Roles outside INVITES_GRANTABLE_ROLES: an invitation may not grant them, whether or not
+    the tenant has them (a funnel key must not be able to hand out `admin`)."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(f"An invitation may not grant the role {', '.join(names)}")
+        self.names = names
+
+
 @dataclass(frozen=True)
 class Created:
     state: InvitationState
@@ -69,7 +78,8 @@ class Creator:
     clock: Clock = wall_clock
 
     async def create(self, body: InvitationCreate, idempotency_key: str | None = None) -> Created:
-        """Raises UnknownRoles, IdempotencyConflict; Temporal and database errors propagate."""
+        """Raises RolesNotGrantable, UnknownRoles, IdempotencyConflict; Temporal and database
+        errors propagate."""
         return await self._start(await self._input(body, idempotency_key))
 
     async def ensure(self, body: InvitationCreate, idempotency_key: str | None = None) -> bool:
@@ -86,6 +96,7 @@ class Creator:
         If Temporal is down the start then raises after the row is saved; a retry with the same
         key finds the row, sees the same body, and starts the same workflow id: nothing doubles.
         """
+        self._check_grantable(body.roles)
         if body.roles:
             await self.roles.ids_for(body.roles)
         request_hash = request_fingerprint(body)
@@ -129,11 +140,13 @@ class Creator:
         """A new invitation with the same data for an expired, revoked or undeliverable one.
 
         The new id derives from the old one, so reissuing twice gives the same new invitation.
-        Raises InvitationNotFound, NotReissuable, MissingFunnelData.
+        Raises InvitationNotFound, NotReissuable, MissingFunnelData, RolesNotGrantable (the
+        setting narrowed since the original was created).
         """
         old = await get_state(self.temporal, invitation_id)
         if old.status in (Status.PENDING, Status.ACCEPTED):
             raise NotReissuable(old.status)
+        self._check_grantable(old.roles)
         record = await self.store.get_invitation(invitation_id)
         if record is None:
             raise MissingFunnelData(f"The funnel data of {invitation_id} is missing from the database.")
@@ -174,6 +187,13 @@ class Creator:
                 publish_events=self.settings.crm_backend != "none",
             )
         )
+
+    def _check_grantable(self, roles: list[str]) -> None:
+        """Before any Auth0 call or write: a refused role costs nothing and stores nothing."""
+        allowed = set(self.settings.grantable_roles)
+        refused = [role for role in roles if role not in allowed]
+        if refused:
+            raise RolesNotGrantable(refused)
 
     async def _start(self, inp: InvitationInput) -> Created:
         _, started = await start_invitation(self.temporal, self.settings.task_queue, inp)

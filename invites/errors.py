@@ -17,7 +17,7 @@ from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from invites.auth0 import Auth0TokenError, UnknownRoles
-from invites.creation import IdempotencyConflict, MissingFunnelData, NotReissuable
+from invites.creation import IdempotencyConflict, MissingFunnelData, NotReissuable, RolesNotGrantable
 from invites.invitations import InvitationNotFound, InvitationRejected
 
 # RESOURCE_EXHAUSTED includes Temporal's limit of in-flight updates per workflow.
@@ -44,6 +44,7 @@ REFUSALS = (
     NotReissuable,
     MissingFunnelData,
     UnknownRoles,
+    RolesNotGrantable,
     IdempotencyConflict,
 )
 
@@ -56,6 +57,11 @@ def refused(exc: BaseException) -> Refusal | None:
         return Refusal(exc.reason, str(exc))
     if isinstance(exc, UnknownRoles):
         return Refusal("unknown_role", f"{exc}; use role names that exist in the tenant.")
+    if isinstance(exc, RolesNotGrantable):
+        return Refusal(
+            "role_not_grantable",
+            f"{exc}; invitations grant only the roles in INVITES_GRANTABLE_ROLES.",
+        )
     if isinstance(exc, IdempotencyConflict):
         return Refusal("idempotency_conflict", str(exc))
     if isinstance(exc, NotReissuable):

@@ -92,7 +92,12 @@ class InvitationCreate(_Input):
     email: EmailStr = Field(description="The address the invitation is sent to.")
     roles: list[RoleName] = Field(default=[], max_length=20, description="Auth0 role names to grant.")
     data: dict[str, Any] = Field(default={}, description="Funnel data, at most 64 KiB of JSON.")
-    app_metadata: dict[str, Any] = Field(default={}, description="Merged into Auth0 app_metadata (16 KiB).")
+    # Any key is safe: the payload is written under `app_metadata.invites.data`, never beside
+    # `invitations` or anyone else's top-level keys.
+    app_metadata: dict[str, Any] = Field(
+        default={},
+        description="Merged into the account's Auth0 `app_metadata.invites.data` on acceptance (16 KiB).",
+    )
     external_ref: str | None = Field(
         None,
         pattern=SAFE_TEXT,
@@ -121,8 +126,6 @@ class InvitationCreate(_Input):
     def _metadata_size(cls, value: dict[str, Any]) -> dict[str, Any]:
         if _json_size(value) > MAX_APP_METADATA_BYTES:
             raise ValueError("app_metadata must be at most 16 KiB of JSON")
-        if "invitations" in value:
-            raise ValueError("app_metadata.invitations is written by invites itself")
         return value
 
     @field_validator("roles")

@@ -27,7 +27,11 @@ IDEMPOTENCY_KEY_MAX = 200
             "description": "The same request was made before: the same invitation.",
         },
         409: {"model": ErrorBody, "description": "`idempotency_conflict`: same key or ref, different body."},
-        422: {"model": ErrorBody, "description": "`invalid_request` or `unknown_role`."},
+        422: {
+            "model": ErrorBody,
+            "description": "`invalid_request`, `unknown_role`, or `role_not_grantable` (a role outside "
+            "INVITES_GRANTABLE_ROLES); nothing is created.",
+        },
     },
 )
 async def create_invitation(

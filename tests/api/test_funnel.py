@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import func, select
+from temporalio.service import RPCError, RPCStatusCode
 
+from invites.db.engine import create_engine
+from invites.db.tables import Invitation
+from invites.ids import invitation_id_for_ref
 from tests.support.api import Api
+
+
+async def _stored_invitations(api: Api) -> int:
+    engine = create_engine(api.stack.settings.database_url)
+    try:
+        async with engine.connect() as connection:
+            return (await connection.execute(select(func.count()).select_from(Invitation))).scalar_one()
+    finally:
+        await engine.dispose()
 
 
 async def test_create_answers_201_and_the_invitation_mail_goes_out(api: Api):
@@ -42,11 +56,35 @@ async def test_repeat_with_the_same_idempotency_key_returns_200(api: Api):
 async def test_same_key_with_a_different_body_is_409(api: Api, how: str):
     key = {"external_ref": "lead-3"} if how == "external_ref" else {"headers": {"Idempotency-Key": "k-9"}}
     assert (await api.create(roles=["customer"], **key)).status_code == 201
-    conflict = await api.create(roles=["admin"], **key)
+    conflict = await api.create(roles=["member"], **key)
     assert conflict.status_code == 409
     assert conflict.json()["error"]["code"] == "idempotency_conflict"
 
 
+async def test_a_role_outside_the_grantable_ones_is_422_and_creates_nothing(api: Api):
+    """`admin` exists in the tenant, but INVITES_GRANTABLE_ROLES (default customer,member) does
+    not list it: refused before Auth0 is asked, nothing stored, no workflow started."""
+    assert await _stored_invitations(api) == 0
+    response = await api.create(roles=["customer", "admin"], external_ref="lead-admin")
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "role_not_grantable"
+    assert "admin" in error["message"] and "customer" not in error["message"]
+    assert await _stored_invitations(api) == 0
+    assert api.stack.handles == []
+    assert api.stack.auth0.faults.calls("GET /api/v2/roles") == []
+    workflow = api.stack.client.get_workflow_handle(f"invitation-{invitation_id_for_ref('lead-admin')}")
+    with pytest.raises(RPCError) as missing:
+        await workflow.describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND
+
+
+def test_the_openapi_document_lists_role_not_grantable(api: Api):
+    responses = api.app.openapi()["paths"]["/v1/invitations"]["post"]["responses"]
+    assert "role_not_grantable" in responses["422"]["description"]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"grantable_roles": ["customer", "wizard"]}])
 async def test_unknown_role_is_422_and_creates_nothing(api: Api):
     response = await api.create(roles=["customer", "wizard"])
     assert response.status_code == 422
@@ -66,7 +104,6 @@ async def test_unknown_role_is_422_and_creates_nothing(api: Api):
         {"email": "a@example.com", "unexpected": 1},
         {"email": "a@example.com", "email_policy": "whoever"},
         {"email": "a@example.com", "external_ref": 'quote"injection'},
-        {"email": "a@example.com", "app_metadata": {"invitations": []}},
         {"roles": ["customer"]},
     ],
     ids=[
@@ -78,7 +115,6 @@ async def test_unknown_role_is_422_and_creates_nothing(api: Api):
         "unknown-field",
         "policy",
         "ref-quote",
-        "reserved",
         "no-email",
     ],
 )
