@@ -92,10 +92,12 @@ class Grant:
 class Login:
     """The login in progress, as the post-login event describes it."""
 
-    protocol: str  # `oidc-basic-profile` (universal login) or `oauth2-password`
+    protocol: str  # `oidc-basic-profile` (universal login) or `oauth2-password` (POST /oauth/token)
     method: str  # how the user authenticated: `pwd` or `federated`
     scope: str
     audience: str
+    # `event.request.query`: the `/authorize` query of this transaction (the universal login) or
+    # the token request's own query string (the password grant); never an earlier login's.
     query: dict[str, str] = field(default_factory=dict)
     body: dict[str, str] = field(default_factory=dict)
     transaction: Transaction | None = None
@@ -424,10 +426,11 @@ class UniversalLogin:
             raise TokenError(401, "unauthorized", "user is blocked")
         scope = str(body.get("scope") or DEFAULT_SCOPE)
         shown = {k: str(v) for k, v in body.items() if k not in ("password", "client_secret")}
+        # Auth0 hands the Action this request's own query string and form (an `invitation`
+        # in either stays visible to it, and the Action must still not redeem on this grant).
+        login = Login("oauth2-password", "pwd", scope, audience, query=dict(request.query), body=shown)
         try:
-            action = await self._run_action(
-                request, user, Login("oauth2-password", "pwd", scope, audience, body=shown)
-            )
+            action = await self._run_action(request, user, login)
         except ActionUnavailable as exc:
             raise TokenError(503, "temporarily_unavailable", str(exc)) from None
         except ActionFailed as exc:

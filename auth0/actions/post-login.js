@@ -2,7 +2,8 @@
  * Auth0 post-login Action: redeem an invitation.
  *
  * The invitation link sends the browser to /authorize with `invitation=<token>`. When that
- * login completes interactively, this Action reports it to the invites service
+ * very login completes in the browser (an interactive protocol, see INTERACTIVE_PROTOCOLS, and
+ * not `prompt=none`), this Action reports it to the invites service
  * (`POST /v1/webhooks/auth0`, Standard Webhooks-signed) and copies the answer into custom
  * claims on the ID and access tokens:
  *
@@ -45,27 +46,67 @@ function claimNamespace(secrets) {
 }
 
 /**
- * Whether this post-login run is a login the user just went through.
+ * The `event.transaction.protocol` values of logins a person goes through in a browser, where
+ * the invitation link's `/authorize` request can arrive. Auth0 lists every value
+ * (Management API enum `EventStreamCloudEventContextTransactionProtocolEnum`, node-auth0):
  *
- * The post-login trigger also runs when a refresh token is exchanged
- * (`event.transaction.protocol === "oauth2-refresh-token"`; `event.request.body` carries the
- * token request there) and for silent authentication (`prompt=none`, no user interaction).
- * Neither is the completed login that redeems an invitation, even if the original
- * authorize query still carries it.
+ *   oidc-basic-profile, oidc-implicit-profile, oidc-hybrid-profile   /authorize (code, implicit,
+ *                                   hybrid): the universal login page, where the link lands
+ *   samlp, wsfed                    Auth0 as a SAML / WS-Federation identity provider: a browser
+ *                                   redirect to the login page too
+ *
+ * and the ones left out, each a credential or token exchanged by an application without the
+ * login page, so no link can have brought the user there:
+ *
+ *   oauth2-password, oauth2-resource-owner, oauth2-resource-owner-jwt-bearer,
+ *   wstrust-usernamemixed           a password (or assertion) posted by the application itself
+ *   oauth2-refresh-token, oauth2-access-token, oauth2-token-exchange
+ *                                   a token from an earlier login exchanged for new ones
+ *   oauth2-device-code              the user confirms on another device; the polling request
+ *                                   is the application's, not the link's
+ *   oauth2-webauthn                 a native passkey grant, no login page
+ *
+ * An unknown or missing protocol is not on the list, so a protocol Auth0 adds later does not
+ * redeem until it is judged and added here.
+ */
+const INTERACTIVE_PROTOCOLS = Object.freeze(new Set([
+  "oidc-basic-profile",
+  "oidc-implicit-profile",
+  "oidc-hybrid-profile",
+  "samlp",
+  "wsfed",
+]));
+
+/**
+ * Whether this post-login run is a login the user is going through in the browser right now:
+ * an interactive protocol (INTERACTIVE_PROTOCOLS) that is not silent authentication
+ * (`prompt=none`, a hidden frame renewing tokens from the existing session without the user).
  */
 function isInteractiveLogin(event) {
   const transaction = event.transaction || {};
-  if (transaction.protocol === "oauth2-refresh-token") return false;
-  const body = (event.request && event.request.body) || {};
-  if (body.grant_type === "refresh_token") return false;
-
+  if (!INTERACTIVE_PROTOCOLS.has(transaction.protocol)) return false;
   const prompts = Array.isArray(transaction.prompt) ? transaction.prompt : [];
   const query = (event.request && event.request.query) || {};
   const queryPrompts = typeof query.prompt === "string" ? query.prompt.split(/\s+/) : [];
   return !prompts.includes("none") && !queryPrompts.includes("none");
 }
 
-/** The invitation token from the authorize query, or undefined when there is none. */
+/** The transaction's protocol for a log line: a known-shaped name, or `none`. */
+function protocolName(event) {
+  const protocol = event.transaction && event.transaction.protocol;
+  return typeof protocol === "string" && /^[a-z0-9-]{1,40}$/.test(protocol) ? protocol : "none";
+}
+
+/**
+ * The invitation token from this login's own `/authorize` request (`event.request.query` is the
+ * query of the request that started this transaction), or undefined when there is none.
+ *
+ * Nothing else counts: not the body of a token request, not an earlier login's query, not the
+ * session. A login that rides on an existing single-sign-on session (no form, the
+ * `event.authentication.methods` timestamps are the session's first sign-in) redeems only when
+ * the link brought the browser to this `/authorize`, i.e. the user opened the link while signed
+ * in; without it, it is an ordinary login and sends nothing.
+ */
 function invitationFromQuery(event) {
   const query = (event.request && event.request.query) || {};
   const value = query.invitation;
@@ -229,7 +270,7 @@ async function handle(event, api, overrides) {
   try {
     ns = claimNamespace(event.secrets);
     if (!isInteractiveLogin(event)) {
-      log("invitation ignored: not an interactive login");
+      log(`invitation ignored: not an interactive login (protocol=${protocolName(event)})`);
       return;
     }
     if (!isPlausibleToken(token)) {
@@ -276,6 +317,7 @@ exports.onExecutePostLogin = async (event, api) => handle(event, api);
 exports._internal = {
   DEFAULTS,
   DEFAULT_CLAIM_NAMESPACE,
+  INTERACTIVE_PROTOCOLS,
   claimNamespace,
   handle,
   interpret,

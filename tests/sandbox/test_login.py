@@ -446,6 +446,70 @@ async def test_password_grant_for_a_sandbox_user(
     assert tenant.logins_count(user["user_id"]) == 1
 
 
+async def test_the_password_grant_does_not_redeem_an_invitation_it_carries(
+    tenant: Auth0Fake, url: str, http: httpx.AsyncClient, invites_api: InvitesApi
+) -> None:
+    user = tenant.create_user("ada@example.com", password=PASSWORD)
+    grant = {
+        "grant_type": "password",
+        "username": "ada@example.com",
+        "password": PASSWORD,
+        "audience": API_AUDIENCE,
+        "scope": "openid profile email",
+        "client_id": DEV_CLIENT_ID,
+        "client_secret": DEV_CLIENT_SECRET,
+        "invitation": TOKEN,
+    }
+
+    # The token in the URL's query and in the form: the real Action runs and redeems neither.
+    answer = await http.post(f"{url}/oauth/token", params={"invitation": TOKEN}, data=grant)
+
+    assert answer.status_code == 200, answer.text
+    assert invites_api.requests == []
+    access = await verified(url, answer.json()["access_token"], API_AUDIENCE)
+    identity = await verified(url, answer.json()["id_token"], DEV_CLIENT_ID)
+    assert not [claim for claim in (*access, *identity) if claim.startswith(NS)]
+    assert access["permissions"] == []
+    assert tenant.tenant.roles_of(user["user_id"]) == []
+    assert tenant.logins_count(user["user_id"]) == 1
+
+    # The same user and token through the universal login do redeem: the receiver counts calls.
+    tokens = await tokens_for(http, url, await log_in(http, url, "login", SIGNUP, invitation=TOKEN))
+    assert len(invites_api.requests) == 1
+    assert tokens["id"][f"{NS}roles"] == ["member"]
+
+
+async def test_the_password_grant_gives_the_action_auth0s_protocol_and_query(
+    tmp_path: Path, http: httpx.AsyncClient
+) -> None:
+    echo = action_file(
+        tmp_path,
+        'api.accessToken.setCustomClaim("https://t/event", {protocol: event.transaction.protocol, '
+        "query: event.request.query, body: event.request.body, method: event.request.method});",
+    )
+    tenant = Auth0Fake(action=echo, claim_namespace="https://t/")
+    tenant.create_user("ada@example.com", password=PASSWORD)
+    grant = {
+        "grant_type": "password",
+        "username": "ada@example.com",
+        "password": PASSWORD,
+        "audience": API_AUDIENCE,
+        "client_id": DEV_CLIENT_ID,
+        "client_secret": DEV_CLIENT_SECRET,
+    }
+    async with tenant.serve() as url:
+        answer = await http.post(f"{url}/oauth/token", params={"invitation": TOKEN}, data=grant)
+        assert answer.status_code == 200, answer.text
+        event = (await verified(url, answer.json()["access_token"], API_AUDIENCE))["https://t/event"]
+
+    assert event["protocol"] == "oauth2-password"
+    assert event["query"] == {"invitation": TOKEN}
+    assert event["method"] == "POST"
+    assert event["body"]["grant_type"] == "password"
+    assert "password" not in event["body"]
+    assert "client_secret" not in event["body"]
+
+
 # -- userinfo, logout, restarts --------------------------------------------------------------
 
 

@@ -212,27 +212,103 @@ test("no invitation in the query: nothing is sent and nothing is set", async () 
   });
 });
 
-test("refresh-token exchange with the invitation still in the query sends nothing", async () => {
-  await withServer([ACCEPTED], async (server) => {
-    const { api, calls } = makeApi();
-    const event = makeEvent({
-      secrets: secretsFor(server),
-      transaction: { id: undefined, protocol: "oauth2-refresh-token", prompt: undefined },
-      request: { method: "POST", body: { grant_type: "refresh_token", client_id: "client_123" } },
+// Every non-interactive protocol Auth0 runs the post-login trigger for, as that request looks,
+// each with the invitation in the query and in the body: none of them may redeem.
+const NON_INTERACTIVE = {
+  "password grant (ROPG)": { protocol: "oauth2-password", body: { grant_type: "password", username: "ada@example.com" } },
+  "legacy resource owner": { protocol: "oauth2-resource-owner", body: { grant_type: "password" } },
+  "refresh token": { protocol: "oauth2-refresh-token", body: { grant_type: "refresh_token" } },
+  "device code": { protocol: "oauth2-device-code", body: { grant_type: "urn:ietf:params:oauth:grant-type:device_code" } },
+  "token exchange": { protocol: "oauth2-token-exchange", body: { grant_type: "urn:ietf:params:oauth:grant-type:token-exchange" } },
+  "social access token": { protocol: "oauth2-access-token", body: { access_token: "x", connection: "google-oauth2" } },
+  "native passkey": { protocol: "oauth2-webauthn", body: { grant_type: "urn:okta:params:oauth:grant-type:webauthn" } },
+  "WS-Trust username": { protocol: "wstrust-usernamemixed", body: {} },
+  // Auth0 runs the credentials-exchange trigger, not post-login, for client credentials; were a
+  // run to arrive with such a request, its protocol is not on the list either.
+  "client credentials": { protocol: "oauth2-client-credentials", body: { grant_type: "client_credentials" } },
+  "no protocol at all": { protocol: undefined, body: {} },
+};
+
+test("non-interactive protocols send nothing, even with the invitation in query and body", async (t) => {
+  for (const [name, { protocol, body }] of Object.entries(NON_INTERACTIVE)) {
+    await t.test(name, async () => {
+      await withServer([ACCEPTED], async (server) => {
+        const { api, calls } = makeApi();
+        const event = makeEvent({
+          secrets: secretsFor(server),
+          transaction: { protocol, prompt: undefined },
+          request: { method: "POST", body: { ...body, client_id: "client_123", invitation: TOKEN } },
+        });
+        const { lines } = await captureConsole(() => action.onExecutePostLogin(event, api));
+        assert.equal(server.requests.length, 0);
+        assert.deepEqual(calls, makeApi().calls); // nothing asked of the api
+        assert.equal(lines.length, 1);
+        assert.match(lines[0], /invitation ignored: not an interactive login \(protocol=[a-z0-9-]+\)/);
+      });
     });
-    await action.onExecutePostLogin(event, api);
-    assert.equal(server.requests.length, 0);
-    assert.deepEqual(calls, makeApi().calls); // nothing asked of the api
-  });
+  }
 });
 
-test("refresh-token exchange recognised from the request body alone sends nothing", async () => {
+test("an event without a transaction object sends nothing", async () => {
   await withServer([ACCEPTED], async (server) => {
-    const { api } = makeApi();
-    const event = makeEvent({ secrets: secretsFor(server), request: { body: { grant_type: "refresh_token" } } });
+    const { api, calls } = makeApi();
+    const event = makeEvent({ secrets: secretsFor(server) });
     delete event.transaction;
     await action.onExecutePostLogin(event, api);
     assert.equal(server.requests.length, 0);
+    assert.deepEqual(calls, makeApi().calls);
+  });
+});
+
+test("each interactive protocol with the link in its request redeems", async (t) => {
+  const protocols = ["oidc-basic-profile", "oidc-implicit-profile", "oidc-hybrid-profile", "samlp", "wsfed"];
+  assert.deepEqual([...action._internal.INTERACTIVE_PROTOCOLS].sort(), [...protocols].sort());
+  for (const protocol of protocols) {
+    await t.test(protocol, async () => {
+      await withServer([ACCEPTED], async (server) => {
+        const { api, calls } = makeApi();
+        await action.onExecutePostLogin(makeEvent({ secrets: secretsFor(server), transaction: { protocol } }), api);
+        assert.equal(server.requests.length, 1);
+        assert.equal(server.requests[0].payload.invitation, TOKEN);
+        assert.deepEqual(calls.idToken, { [`${NS}roles`]: ["customer", "member"] });
+      });
+    });
+  }
+});
+
+// A login over an existing single-sign-on session: no form, the authentication methods are the
+// session's first sign-in (hours ago), the invitation was in that earlier login's request.
+function ssoEvent(server, query) {
+  const event = makeEvent({
+    secrets: secretsFor(server),
+    authentication: { methods: [{ name: "pwd", timestamp: "2026-12-06T08:00:00.000Z" }] },
+    session: { id: "sess_1", created_at: "2026-12-06T08:00:00.000Z", authenticated_at: "2026-12-06T08:00:00.000Z" },
+    stats: { logins_count: 4 },
+  });
+  event.request.query = query;
+  return event;
+}
+
+test("an SSO login without the invitation in its own request sends nothing", async () => {
+  await withServer([ACCEPTED], async (server) => {
+    const { api, calls } = makeApi();
+    const event = ssoEvent(server, { client_id: "client_123", response_type: "code", scope: "openid" });
+    event.request.body = { invitation: TOKEN };
+    const { lines } = await captureConsole(() => action.onExecutePostLogin(event, api));
+    assert.equal(server.requests.length, 0);
+    assert.deepEqual(calls, makeApi().calls);
+    assert.deepEqual(lines, []);
+  });
+});
+
+test("an SSO login whose own request carries the link redeems (the link opened while signed in)", async () => {
+  await withServer([ACCEPTED], async (server) => {
+    const { api, calls } = makeApi();
+    const event = ssoEvent(server, { client_id: "client_123", response_type: "code", invitation: TOKEN });
+    await action.onExecutePostLogin(event, api);
+    assert.equal(server.requests.length, 1);
+    assert.equal(server.requests[0].payload.is_new_user, false);
+    assert.deepEqual(calls.idToken, { [`${NS}roles`]: ["customer", "member"] });
   });
 });
 
@@ -251,17 +327,6 @@ test("silent authentication (prompt=none) sends nothing", async (t) => {
       });
     });
   }
-});
-
-test("an event without a transaction object (older surfaces) still redeems", async () => {
-  await withServer([ACCEPTED], async (server) => {
-    const { api, calls } = makeApi();
-    const event = makeEvent({ secrets: secretsFor(server) });
-    delete event.transaction;
-    await action.onExecutePostLogin(event, api);
-    assert.equal(server.requests.length, 1);
-    assert.deepEqual(calls.idToken, { [`${NS}roles`]: ["customer", "member"] });
-  });
 });
 
 test("missing secrets: no request, no throw, unavailable", async (t) => {
@@ -346,6 +411,10 @@ test("isInteractiveLogin follows the documented event fields", () => {
   const { isInteractiveLogin } = action._internal;
   assert.equal(isInteractiveLogin(makeEvent()), true);
   assert.equal(isInteractiveLogin(makeEvent({ transaction: { protocol: "oauth2-refresh-token" } })), false);
+  assert.equal(isInteractiveLogin(makeEvent({ transaction: { protocol: "oauth2-password" } })), false);
+  assert.equal(isInteractiveLogin(makeEvent({ transaction: { protocol: "samlp" } })), true);
+  assert.equal(isInteractiveLogin(makeEvent({ transaction: { protocol: "samlp", prompt: ["none"] } })), false);
+  assert.equal(isInteractiveLogin(makeEvent({ transaction: { protocol: "OIDC-BASIC-PROFILE" } })), false);
   assert.equal(isInteractiveLogin(makeEvent({ transaction: { prompt: ["none"] } })), false);
   assert.equal(isInteractiveLogin(makeEvent({ transaction: { prompt: ["login"] } })), true);
   assert.equal(isInteractiveLogin(makeEvent({ request: { query: { prompt: "none" } } })), false);
