@@ -11,7 +11,7 @@ import json
 from datetime import timedelta
 from functools import cache
 from typing import Annotated, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -19,13 +19,23 @@ from standardwebhooks import Webhook
 
 from invites.models import EmailPolicy
 
-# Development defaults. They are public (README, SPEC §7) and refused when INVITES_ENV=production.
+# Development defaults. They are public (README, SPEC §7) and refused in production (SPEC §10).
 # Built from readable phrases so nobody mistakes them for real keys.
 DEV_TOKEN_KEYS = "dev1:" + base64.b64encode(b"dev-only-token-key-do-not-use-in-prod").decode()
 DEV_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"invites-dev-webhook-secret-0001!").decode()
 DEV_API_KEY = "dev-api-key"
 DEV_API_KEYS = f"{DEV_API_KEY}=create:invitations read:invitations manage:invitations"
 DEV_AUTH0_CLIENT_SECRET = "dev-secret"  # noqa: S105 - public dev default, refused in production
+
+# The shortest secret production accepts, in bytes (after base64 decoding where keys are base64).
+MIN_SECRET_BYTES = 32
+# How to make a good value, in the errors of a refused start (and in .env.example).
+GENERATE_KEYRING_ENTRY = (
+    "python -c \"import os,base64;print('k1:'+base64.b64encode(os.urandom(32)).decode())\""
+)
+GENERATE_WHSEC = "python -c \"import os,base64;print('whsec_'+base64.b64encode(os.urandom(32)).decode())\""
+GENERATE_API_KEY = 'python -c "import secrets;print(secrets.token_urlsafe(32))"'
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def parse_keyring(raw: str, *, name: str, min_bytes: int = 32) -> list[tuple[str, bytes]]:
@@ -40,7 +50,10 @@ def parse_keyring(raw: str, *, name: str, min_bytes: int = 32) -> list[tuple[str
         except ValueError as exc:
             raise ValueError(f"{name}: key {kid!r} is not valid base64") from exc
         if len(key) < min_bytes:
-            raise ValueError(f"{name}: key {kid!r} must be at least {min_bytes} bytes")
+            raise ValueError(
+                f"{name}: key {kid!r} must be at least {min_bytes} bytes. "
+                f"Generate one with `{GENERATE_KEYRING_ENTRY}`."
+            )
         if any(k == kid for k, _ in keys):
             raise ValueError(f"{name}: key id {kid!r} appears twice")
         keys.append((kid, key))
@@ -68,7 +81,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="INVITES_", env_file=".env", extra="ignore")
 
-    env: Literal["development", "production"] = "development"
+    # Production unless told otherwise: a forgotten variable then refuses to start on public dev
+    # defaults instead of serving with them. `invites dev` and the tests set `development`.
+    env: Literal["development", "production"] = "production"
 
     # Temporal
     temporal_address: str = "127.0.0.1:7233"
@@ -237,7 +252,7 @@ class Settings(BaseSettings):
         if self.payload_keys is not None:
             parse_keyring(self.payload_keys.get_secret_value(), name="INVITES_PAYLOAD_KEYS")
         if self.env == "production":
-            self._refuse_dev_defaults()
+            self._refuse_unsafe_in_production()
         if self.mail_backend == "sendgrid" and self.sendgrid_api_key is None:
             raise ValueError("INVITES_SENDGRID_API_KEY is required when INVITES_MAIL_BACKEND=sendgrid")
         if self.crm_backend == "hubspot" and self.hubspot_access_token is None:
@@ -248,22 +263,85 @@ class Settings(BaseSettings):
             )
         return self
 
-    def _refuse_dev_defaults(self) -> None:
+    def _refuse_unsafe_in_production(self) -> None:
+        """Production fails closed (SPEC §10): every problem found, each naming its setting and
+        how to make a good value, in one error."""
+        problems: dict[str, str] = {}
         dev_values = {
-            "INVITES_TOKEN_KEYS": (self.token_keys, DEV_TOKEN_KEYS),
-            "INVITES_WEBHOOK_SECRET": (self.webhook_secret, DEV_WEBHOOK_SECRET),
+            "INVITES_TOKEN_KEYS": (
+                self.token_keys,
+                DEV_TOKEN_KEYS,
+                f"Generate one with `{GENERATE_KEYRING_ENTRY}`",
+            ),
+            "INVITES_WEBHOOK_SECRET": (
+                self.webhook_secret,
+                DEV_WEBHOOK_SECRET,
+                f"Generate one with `{GENERATE_WHSEC}`",
+            ),
             "INVITES_WEBHOOK_PREVIOUS_SECRETS": (
                 self.webhook_previous_secrets or SecretStr(""),
                 DEV_WEBHOOK_SECRET,
+                f"Generate one with `{GENERATE_WHSEC}`",
             ),
-            "INVITES_AUTH0_CLIENT_SECRET": (self.auth0_client_secret, DEV_AUTH0_CLIENT_SECRET),
+            "INVITES_EVENTS_SECRET": (
+                self.events_secret or SecretStr(""),
+                DEV_WEBHOOK_SECRET,
+                f"Generate one with `{GENERATE_WHSEC}`",
+            ),
+            "INVITES_AUTH0_CLIENT_SECRET": (
+                self.auth0_client_secret,
+                DEV_AUTH0_CLIENT_SECRET,
+                "Copy it from your Machine-to-Machine application in the Auth0 dashboard",
+            ),
         }
-        offending = [name for name, (secret, dev) in dev_values.items() if dev in secret.get_secret_value()]
+        for name, (secret, dev, how) in dev_values.items():
+            if dev in secret.get_secret_value():
+                problems[name] = f"{name} holds a public development default. {how}."
         if DEV_API_KEY in self.api_key_permissions:
-            offending.append("INVITES_API_KEYS")
-        if offending:
+            problems["INVITES_API_KEYS"] = (
+                f"INVITES_API_KEYS holds the public development key {DEV_API_KEY!r}. "
+                f"Generate each key with `{GENERATE_API_KEY}`."
+            )
+
+        short: dict[str, tuple[list[int], str]] = {
+            "INVITES_WEBHOOK_SECRET": ([_webhook_key_bytes(self.webhook_secret)], GENERATE_WHSEC),
+            "INVITES_WEBHOOK_PREVIOUS_SECRETS": (
+                [_webhook_key_bytes(SecretStr(older)) for older in self.webhook_secrets[1:]],
+                GENERATE_WHSEC,
+            ),
+            "INVITES_EVENTS_SECRET": (
+                [_webhook_key_bytes(self.events_secret)] if self.events_secret else [],
+                GENERATE_WHSEC,
+            ),
+            "INVITES_API_KEYS": ([len(key.encode()) for key in self.api_key_permissions], GENERATE_API_KEY),
+            "INVITES_METRICS_TOKEN": (
+                [len(self.metrics_token.get_secret_value().encode())] if self.metrics_token else [],
+                GENERATE_API_KEY,
+            ),
+        }
+        for name, (sizes, how) in short.items():
+            if name not in problems and any(size < MIN_SECRET_BYTES for size in sizes):
+                problems[name] = (
+                    f"{name} holds a key shorter than {MIN_SECRET_BYTES} bytes. Generate one with `{how}`."
+                )
+
+        if self.mail_backend == "outbox":
+            problems["INVITES_MAIL_BACKEND"] = (
+                "INVITES_MAIL_BACKEND=outbox keeps every mail in the database, so nobody receives an "
+                "invitation. Set INVITES_MAIL_BACKEND=sendgrid and INVITES_SENDGRID_API_KEY to a "
+                "SendGrid API key with the Mail Send permission."
+            )
+        auth0 = urlsplit(self.auth0_base_url)
+        if auth0.scheme != "https" or (auth0.hostname or "") in LOOPBACK_HOSTS:
+            problems["INVITES_AUTH0_BASE_URL"] = (
+                f"INVITES_AUTH0_BASE_URL={self.auth0_base_url} is the local sandbox or plain http, not "
+                "a tenant. Set it to your tenant's https URL (e.g. https://your-tenant.eu.auth0.com)."
+            )
+
+        if problems:
             raise ValueError(
-                f"{', '.join(offending)} still hold the public development defaults; set real ones"
+                "production refuses to start (INVITES_ENV=development only on a developer's machine):\n"
+                + "\n".join(f"- {problem}" for problem in problems.values())
             )
 
     @property
@@ -284,6 +362,16 @@ class Settings(BaseSettings):
     @property
     def token_keyring(self) -> list[tuple[str, bytes]]:
         return parse_keyring(self.token_keys.get_secret_value(), name="INVITES_TOKEN_KEYS")
+
+
+def _webhook_key_bytes(secret: SecretStr) -> int:
+    """The length of a Standard Webhooks secret's key (`whsec_` + base64), decoded as the
+    `standardwebhooks` package decodes it; 0 when it does not decode."""
+    encoded = secret.get_secret_value().strip().removeprefix("whsec_")
+    try:
+        return len(base64.b64decode(encoded + "=="))
+    except ValueError:
+        return 0
 
 
 @cache

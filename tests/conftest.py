@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.support.stack import Stack, open_stack
 from tests.support.temporal import start_dev_server, start_time_skipping
+
+# The suite runs in development, where the public dev defaults and the fakes on 127.0.0.1 are
+# allowed (production refuses them, SPEC §10). Set here, before any test builds `Settings`, so
+# settings built in this process and every process a test starts (they inherit the environment)
+# agree; tests of production pass `env="production"` or remove the variable themselves.
+os.environ["INVITES_ENV"] = "development"
 
 
 @pytest.fixture

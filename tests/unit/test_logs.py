@@ -30,8 +30,8 @@ from tests.support.network import free_port
 ROOT = Path(__file__).resolve().parents[2]
 INVITATION = "inv_01JD0Z3Q6W7N9V4X2B8C5M1K0T"
 SENDGRID_KEY = "SG." + "unit-test-sendgrid-key.0123456789abcdef"  # fake, split so no scanner mistakes it
-OPS_KEY = "ops-key-0123456789"
-FUNNEL_KEY = "funnel-key-0123456789"
+OPS_KEY = "ops-key-0123456789-0123456789-0123456789"
+FUNNEL_KEY = "funnel-key-0123456789-0123456789-0123456789"
 
 Capture = Callable[[Settings], io.StringIO]
 
@@ -211,6 +211,7 @@ def test_text_in_development_and_json_in_production_by_default(capture: Capture)
         token_keys=SecretStr("k1:" + base64.b64encode(b"p" * 32).decode()),
         webhook_secret=SecretStr("whsec_" + base64.b64encode(b"w" * 32).decode()),
         auth0_client_secret=SecretStr("a-real-client-secret"),
+        auth0_base_url="https://acme.eu.auth0.com",
     )
     out = capture(production)
     logging.getLogger("invites.worker").info("worker started")
@@ -246,6 +247,7 @@ def test_the_api_command_logs_uvicorn_lines_as_json_without_tokens(tmp_path: Pat
         INVITES_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/invites.db",
         INVITES_TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",  # nothing there: never reached here
         INVITES_LOG_FORMAT="json",
+        INVITES_ENV="development",
         PYTHONUNBUFFERED="1",
     )
     # A well-formed token signed by a key the API does not hold: refused before any Temporal call.
