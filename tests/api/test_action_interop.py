@@ -108,7 +108,7 @@ async def test_a_message_signed_by_the_action_code_redeems_the_invitation(api: A
 
 @pytest.mark.parametrize("how", ["body", "signature", "other-secret", "stale"])
 async def test_an_altered_or_foreign_message_is_401_and_changes_nothing(api: Api, node: str, how: str):
-    invitation, token = await api.pending("grace@example.com", roles=["admin"])
+    invitation, token = await api.pending("grace@example.com", roles=["member"])
     user_id = api.stack.auth0.create_user("grace@example.com")["user_id"]
     body = redeem_body(token, user_payload(api.stack.auth0, "grace@example.com"))
     secret = random_secret() if how == "other-secret" else api.secret

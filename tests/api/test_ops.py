@@ -7,6 +7,7 @@ that server's clock). Lists need real visibility, so they run on the dev server.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from invites.ids import new_invitation_id
+from invites.ids import invitation_id_for_reissue, new_invitation_id
 from invites.invitations import handle_for
 from invites.temporal import EXPIRES_AT
 from tests.support.api import Api, api_for
@@ -342,10 +343,27 @@ async def test_reissue_of_a_revoked_invitation_is_a_new_one_with_the_same_data(a
     user = account(api.stack.auth0, "re@example.com")
     accepted = await api.webhook(token, user)
     assert (accepted.status_code, accepted.json()["invitation_id"]) == (200, new_id)
-    assert api.stack.auth0.user(user["user_id"])["app_metadata"]["segment"] == "smb"
+    assert api.stack.auth0.user(user["user_id"])["app_metadata"]["invites"]["data"]["segment"] == "smb"
 
     again = await reissue(api, old_id)
     assert (again.status_code, again.json()["id"], again.json()["status"]) == (200, new_id, "accepted")
+
+
+@pytest.mark.parametrize("settings_overrides", [{"grantable_roles": ["customer", "admin"]}])
+async def test_reissue_of_a_role_no_longer_grantable_is_422(api: Api):
+    """Created while `admin` was grantable; the setting narrowed since (a second app with the
+    narrower settings): the reissue is refused and creates nothing."""
+    created, _ = await api.pending("narrowed@example.com", roles=["customer", "admin"])
+    await revoked(api, created["id"])
+
+    narrowed = api.stack.settings.model_copy(update={"grantable_roles": ["customer", "member"]})
+    async with api_for(dataclasses.replace(api.stack, settings=narrowed), clock=api.stack.now) as later:
+        response = await reissue(later, created["id"])
+    assert error(response) == (422, "role_not_grantable")
+    assert "admin" in response.json()["error"]["message"]
+    assert await api.stack.store.get_invitation(invitation_id_for_reissue(created["id"])) is None
+    # The app that still grants `admin` reissues it.
+    assert (await reissue(api, created["id"])).status_code == 201
 
 
 async def test_reissue_of_an_expired_invitation(api: Api):
