@@ -32,7 +32,7 @@ async def test_import_creates_valid_rows_once_and_reports_bad_ones_by_line(cli: 
         f"{b},customer|member,,,,,team,\n",  # 3: no ref: named by its content
         f'{c},"customer member",,,,,"two\nlines",x\n',  # 4-5: a quoted field across lines
         "not-an-email,customer,,,,,,\n",  # 6
-        f"d.{tag}@example.com,wizard,,,,,,\n",  # 7: no such role in the tenant
+        f"d.{tag}@example.com,customer|admin,,,,,,\n",  # 7: admin is not grantable
         ",customer,,,,,,\n",  # 8
         f"e.{tag}@example.com,customer,,,abc,,,\n",  # 9
         "\n",  # 10: blank, skipped
@@ -51,11 +51,13 @@ async def test_import_creates_valid_rows_once_and_reports_bad_ones_by_line(cli: 
     assert summary["rejects_file"] == str(rejects)
     assert rejects_of(rejects) == [
         (6, "invalid_email"),
-        (7, "unknown_role"),
+        (7, "role_not_grantable"),
         (8, "missing_email"),
         (9, "invalid_expires_in"),
         (11, "invalid_row"),
     ]
+
+    assert await _invitations_to(cli, f"d.{tag}@example.com") == []  # nothing stored for line 7
 
     store = cli.stack.store
     by_ref = await store.get_invitation(invitation_id_for_ref(f"ref-{tag}"))
