@@ -76,6 +76,9 @@ def parse_api_keys(raw: str) -> dict[str, frozenset[str]]:
     return keys
 
 
+RATE = r"^[1-9][0-9]*/(second|minute|hour|day)$"
+
+
 class Settings(BaseSettings):
     """All settings of the API, the worker and the CLI (env prefix `INVITES_`)."""
 
@@ -147,6 +150,13 @@ class Settings(BaseSettings):
     # The bearer token Prometheus scrapes `/metrics` with. Unset: open in development, off (404)
     # in production, where request counts and rejection reasons are not for everyone.
     metrics_token: SecretStr | None = None
+    # Per client address (api/limits.py), as "<count>/<second|minute|hour|day>": invitation
+    # links opened, and failed authentications (bad keys, tokens, webhook signatures); past
+    # either, 429 with Retry-After. Behind a proxy, list its addresses in trusted_proxies
+    # (comma-separated, or "*") so the forwarded client address counts, not the proxy's.
+    rate_limit_links: str = Field("120/minute", pattern=RATE)
+    rate_limit_auth_failures: str = Field("30/minute", pattern=RATE)
+    trusted_proxies: str = "127.0.0.1"
 
     # Logs and worker metrics (docs/operations.md)
     # `auto`: one JSON object per line in production, readable text in development.
