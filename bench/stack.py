@@ -72,6 +72,7 @@ async def dev_stack(log: Path, api_processes: int = 1, worker_processes: int = 1
     database_url = f"sqlite+aiosqlite:///{workdir / '.invites' / 'invites.db'}"
     env = {
         **os.environ,
+        "INVITES_ENV": "development",  # the extra API and worker processes run on the dev defaults too
         "INVITES_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
         "INVITES_TEMPORAL_UI_PORT": str(ports["ui"]),
         "INVITES_AUTH0_BASE_URL": f"http://127.0.0.1:{ports['auth0']}",
@@ -81,6 +82,7 @@ async def dev_stack(log: Path, api_processes: int = 1, worker_processes: int = 1
         "INVITES_MAX_TASK_QUEUE_ACTIVITIES_PER_SECOND": str(BENCH_AUTH0_ACTIVITIES_PER_S),
     }
     settings = Settings(
+        env="development",
         temporal_address=env["INVITES_TEMPORAL_ADDRESS"],
         temporal_ui_port=ports["ui"],
         auth0_base_url=env["INVITES_AUTH0_BASE_URL"],

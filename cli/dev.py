@@ -18,10 +18,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from invites.settings import DEV_WEBHOOK_SECRET, Settings, get_settings
+from invites.settings import DEV_WEBHOOK_SECRET, Settings
 from invites.temporal import SEARCH_ATTRIBUTES
 
 STATE_DIR = Path(".invites")
+# `invites dev` is development, whatever the shell or .env says: it runs on the public dev
+# defaults and the sandbox, which production refuses (SPEC §10). Every part it starts gets it.
+DEV_ENV = {"INVITES_ENV": "development"}
 READY_TIMEOUT_S = 60
 
 
@@ -142,7 +145,7 @@ async def _relay(name: str, stream: asyncio.StreamReader) -> None:
 
 
 async def run_dev(settings: Settings | None = None) -> None:
-    settings = settings or get_settings()
+    settings = settings or Settings(env="development")
     items = parts(settings)
     try:
         check_ports(items)
@@ -163,7 +166,11 @@ async def run_dev(settings: Settings | None = None) -> None:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 # The Action's webhook secret reaches the sandbox by environment, never argv.
-                env={**os.environ, "INVITES_WEBHOOK_SECRET": settings.webhook_secret.get_secret_value()},
+                env={
+                    **os.environ,
+                    **DEV_ENV,
+                    "INVITES_WEBHOOK_SECRET": settings.webhook_secret.get_secret_value(),
+                },
                 start_new_session=True,  # Ctrl-C reaches us; we stop children in order
             )
             procs.append(proc)

@@ -153,3 +153,25 @@ def test_the_worker_and_the_api_refuse_to_start_without_invites_env(command: str
     ):
         assert setting in output, output
     assert not (tmp_path / "invites.db").exists()  # it never reached the database
+
+
+class _Started(Exception):
+    """Stops `run_dev` at its first child, once the child's environment is seen."""
+
+
+async def test_invites_dev_runs_itself_and_every_part_in_development(monkeypatch: pytest.MonkeyPatch):
+    """Even when the shell says production: `invites dev` runs on the dev defaults and the sandbox."""
+    from cli import dev
+
+    monkeypatch.setenv("INVITES_ENV", "production")
+    monkeypatch.setattr(dev, "check_ports", lambda items: None)
+    seen: list[dict[str, str]] = []
+
+    async def start(*argv: str, env: dict[str, str], **kwargs: Any) -> None:
+        seen.append(env)
+        raise _Started
+
+    monkeypatch.setattr(dev.asyncio, "create_subprocess_exec", start)
+    with pytest.raises(_Started):
+        await dev.run_dev()  # settings read here: production would refuse the dev defaults
+    assert seen[0]["INVITES_ENV"] == "development"
