@@ -3,7 +3,10 @@
 #   invites api                  the HTTP API on port 8000 (the default command)
 #   invites worker               the Temporal worker
 #   python -m invites.db         migrate the database to the latest schema (a one-shot job)
-# Settings come from INVITES_* environment variables; none are baked in.
+# Settings come from INVITES_* environment variables; none are baked in but the mode and the
+# address: the image is production (INVITES_ENV=production, also the code's default), so it
+# refuses to start on the outbox mailer, the sandbox's Auth0, short secrets or the public dev
+# defaults (docs/deploy.md, "Production settings").
 
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 \
@@ -20,6 +23,7 @@ FROM python:3.11-slim
 ENV PATH=/opt/invites/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    INVITES_ENV=production \
     INVITES_API_HOST=0.0.0.0 \
     INVITES_API_PORT=8000
 RUN groupadd --system --gid 10001 invites \

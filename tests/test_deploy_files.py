@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib.util
 import re
 import shlex
+import subprocess
+import sys
 import tomllib
 from datetime import timedelta
 from pathlib import Path
@@ -148,3 +150,60 @@ def test_the_compose_commands_are_exec_form():
     for name, spec in SERVICES.items():
         for key in ("command", "entrypoint"):
             assert not isinstance(spec.get(key), str), f"{name}.{key}: {shlex.quote(spec[key])}"
+
+
+def test_the_image_and_compose_run_as_production():
+    """Set explicitly, so the image is production even if the code's default ever changed."""
+    env = [args for op, args in dockerfile() if op == "ENV"]
+    assert any(re.search(r"(^|\s)INVITES_ENV=production(\s|$)", args) for args in env), env
+    for name in ("api", "worker"):
+        environment = SERVICES[name]["environment"]
+        assert environment["INVITES_ENV"] == "production", name
+        assert environment["INVITES_MAIL_BACKEND"] == "sendgrid", f"{name}: production refuses the outbox"
+
+
+# What an operator copies from a dashboard rather than generates (no command in .env.example).
+FROM_DASHBOARDS = {
+    "INVITES_AUTH0_CLIENT_ID": "m2m-client-id-from-auth0",
+    "INVITES_AUTH0_CLIENT_SECRET": "m2m-client-secret-from-the-auth0-dashboard",
+    "INVITES_SENDGRID_API_KEY": "SG.key-from-the-sendgrid-dashboard",
+}
+
+
+def filled_env_example() -> dict[str, str]:
+    """The active values of .env.example, each empty one filled as its comment says: by running
+    the command shown above it, else with its `E.g.` value, else from FROM_DASHBOARDS."""
+    values: dict[str, str] = {}
+    command: str | None = None
+    example: str | None = None
+    for line in ENV_EXAMPLE.splitlines():
+        if shown := re.match(r"^#\s+(python -c .+)$", line):
+            command = shown.group(1)
+        elif given := re.search(r"\bE\.g\. (\S+)\s*$", line):
+            example = given.group(1)
+        elif setting := re.match(r"^([A-Z][A-Z0-9_]*)=(.*)$", line):
+            name, value = setting.groups()
+            if not value and command:
+                argv = [sys.executable, *shlex.split(command)[1:]]
+                value = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+            value = value or example or FROM_DASHBOARDS.get(name, "")
+            assert value, f".env.example does not say how to make a value for {name}"
+            values[name] = value
+            command = example = None
+        elif not line.strip():
+            command = example = None
+    return values
+
+
+def test_the_env_example_filled_in_as_it_says_starts_in_production():
+    """Every generated secret is long enough and nothing the example leaves is refused."""
+    fixed = {k: v for k, v in SERVICES["api"]["environment"].items() if "${" not in str(v)}
+    values = {**filled_env_example(), **fixed}
+    settings = Settings(
+        _env_file=None,
+        **{
+            name.removeprefix("INVITES_").lower(): value for name, value in values.items() if name in SETTINGS
+        },
+    )
+    assert settings.env == "production"
+    assert settings.auth0_base_url.startswith("https://")
