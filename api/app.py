@@ -16,6 +16,7 @@ from temporalio.service import RetryConfig
 
 from api import errors, redaction
 from api.auth import Authenticator
+from api.limits import BodyLimit, RateLimits
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.routes import codec, dev, funnel, health, link, me, ops, webhook
 from api.services import Services
@@ -82,7 +83,7 @@ def create_app(
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        responses=errors.UNAVAILABLE_RESPONSES,
+        responses=errors.COMMON_RESPONSES,
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
     )
@@ -104,6 +105,11 @@ def create_app(
 
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(CodecCors, origins=settings.ui_origins)
+    # Outermost: nothing unbounded is read, and a limited client is refused before anything.
+    app.add_middleware(BodyLimit)
+    app.add_middleware(
+        RateLimits, links=settings.rate_limit_links, auth_failures=settings.rate_limit_auth_failures
+    )
     for router in (
         funnel.router,
         link.router,

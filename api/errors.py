@@ -27,19 +27,28 @@ from invites.schemas import ErrorBody
 log = logging.getLogger("invites.api")
 
 RETRY_AFTER_S = "2"
-# The app-wide answer when Temporal, the database or Auth0 is down (`FastAPI(responses=...)`).
-UNAVAILABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+# The answers any route can give (`FastAPI(responses=...)`): a body over the route's cap and a
+# client past its rate limit (api/limits.py), and Temporal, the database or Auth0 down.
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorBody, "description": "`too_large`: the body is over this route's limit."},
+    429: {
+        "model": ErrorBody,
+        "description": "`rate_limited`: too many links opened or failed authentications from this "
+        "address; retry after `Retry-After` seconds.",
+        "headers": _RETRY_AFTER,
+    },
     503: {
         "model": ErrorBody,
         "description": "`unavailable`: a dependency is down; retry after `Retry-After` seconds.",
-        "headers": {
-            "Retry-After": {
-                "description": "Seconds to wait before retrying.",
-                "required": True,
-                "schema": {"type": "string"},
-            }
-        },
-    }
+        "headers": _RETRY_AFTER,
+    },
 }
 # HTTP statuses of the refusals' codes other than 409 (reason codes that say the invitation is
 # gone answer 410).

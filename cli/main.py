@@ -125,6 +125,7 @@ def api() -> None:
         host=settings.api_host,
         port=settings.api_port,
         proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,  # X-Forwarded-For only from these
         log_config=None,  # uvicorn's access and error lines go through our handler
     )
 

@@ -25,7 +25,6 @@ from invites.codec import EncryptionCodec, UnknownPayloadKey, payload_keyring
 from invites.schemas import ErrorBody
 
 router = APIRouter(prefix="/codec", tags=["ops"])
-MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 def _codec(permission: str) -> Callable[..., Awaitable[EncryptionCodec]]:
@@ -51,7 +50,6 @@ Encoder = Annotated[EncryptionCodec, Depends(_codec(MANAGE))]
 
 RESPONSES = {
     404: {"model": ErrorBody, "description": "Payload encryption is off"},
-    413: {"model": ErrorBody, "description": "The payloads are too large"},
     422: {"model": ErrorBody, "description": "Not protobuf JSON, or a payload key is unknown"},
 }
 
@@ -74,9 +72,7 @@ async def encode(request: Request, codec: Encoder) -> JSONResponse:
 
 
 async def _read(request: Request) -> Payloads:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise ApiError(413, "too_large", "The payloads are too large.")
+    body = await request.body()  # at most 4 MiB (api/limits.py)
     try:
         return json_format.Parse(body, Payloads(), ignore_unknown_fields=True)
     except (json_format.ParseError, UnicodeDecodeError):

@@ -13,7 +13,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import jwt
-from auth0.management.core.api_error import ApiError as Auth0ApiError
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -28,7 +27,6 @@ _pages = Environment(
 )
 
 ACCESS_COOKIE, ID_COOKIE = "invites_dev_at", "invites_dev_id"
-FALLBACK_ROLES = ["customer", "member", "admin"]
 EXPLAIN = {
     Reason.EMAIL_MISMATCH: "The invitation was sent to a different email address. You are signed in, but the "
     "invitation is still waiting: sign in with the invited address to accept it.",
@@ -47,15 +45,11 @@ def _render(name: str, **context: Any) -> HTMLResponse:
 
 @router.get("/dev")
 async def funnel_page(services: ServicesDep) -> HTMLResponse:
-    try:
-        pager = await services.auth0.client.roles.list(per_page=50)
-        roles = [r.name async for r in pager if r.name] or FALLBACK_ROLES
-    except (Auth0ApiError, httpx.HTTPError):
-        roles = FALLBACK_ROLES
+    """The stand-in funnel form, offering the roles an invitation may grant."""
     return _render(
         "dev/funnel.html",
         title="Funnel",
-        roles=roles,
+        roles=services.settings.grantable_roles,
         api_key=DEV_API_KEY,
         default_policy=services.settings.email_policy,
     )

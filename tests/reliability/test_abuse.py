@@ -110,6 +110,10 @@ async def test_a_thousand_forged_links_are_refused_before_temporal_and_lock_nobo
         _env_file=None,
         database_url=f"sqlite+aiosqlite:///{tmp_path}/invites.db",
         temporal_address=f"127.0.0.1:{free_port()}",  # nothing listens there
+        # One client sends all of it here; the per-client limits have tests of their own
+        # (tests/api/test_limits.py), and this one is about what each request costs.
+        rate_limit_links="100000/minute",
+        rate_limit_auth_failures="100000/minute",
     )
     app = create_app(settings)
     signer = TokenSigner(settings.token_keyring)
