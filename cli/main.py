@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from cli.ops import Ops
     from invites.creation import Created
     from invites.models import InvitationState
+    from invites.settings import Settings
 
 # The verbs import the Temporal SDK, SQLAlchemy and auth0 inside their bodies: `--help` and
 # usage errors answer at once, without loading them.
@@ -106,6 +107,7 @@ def worker() -> None:
     """Run the Temporal worker (workflow + activities) with settings from INVITES_* variables."""
     import worker as worker_module  # the CLI sits above the worker; the core never imports it
 
+    _settings()  # a refusal is one clear message, not a traceback; main() reads the same cache
     worker_module.main()
 
 
@@ -115,9 +117,8 @@ def api() -> None:
     import uvicorn
 
     from invites.logs import configure_logging
-    from invites.settings import get_settings
 
-    settings = get_settings()
+    settings = _settings()
     configure_logging(settings)
     uvicorn.run(
         "api.app:create_app",
@@ -470,13 +471,8 @@ def _run(
     from cli import ops as cli_ops
     from cli import output as cli_output
     from invites import errors
-    from invites.settings import get_settings
 
-    try:
-        settings = get_settings()
-    except ValidationError as exc:
-        cli_output.print_error(f"invalid settings: {exc}", code="invalid_settings", as_json=as_json)
-        raise typer.Exit(EXIT_USAGE) from None
+    settings = _settings(as_json)
 
     async def main() -> None:
         async with cli_ops.connect(settings, database=database, auth0=auth0) as ops:
@@ -496,3 +492,16 @@ def _run(
             cli_output.print_error(down, as_json=as_json)
             raise typer.Exit(EXIT_UNAVAILABLE) from None
         raise
+
+
+def _settings(as_json: bool = False) -> Settings:
+    """The settings, or exit 2 with what is wrong with them (a production refusal names each
+    setting and how to make a good value)."""
+    from cli import output as cli_output
+    from invites.settings import get_settings
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        cli_output.print_error(f"invalid settings: {exc}", code="invalid_settings", as_json=as_json)
+        raise typer.Exit(EXIT_USAGE) from None
