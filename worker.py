@@ -20,7 +20,16 @@ from datetime import timedelta
 import httpx
 from hubspot import HubSpot
 from sendgrid import SendGridAPIClient
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+)
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 from urllib3.util.retry import Retry
@@ -30,6 +39,7 @@ from activities.crm import CrmActivities, CrmBackend, HubSpotCrm, NoCrm, Webhook
 from activities.first_mail import FirstMailActivities
 from activities.grant import GrantActivities
 from activities.mail import MailActivities, MailRenderer, MailSender, OutboxSender, SendGridSender
+from activities.maintenance import MaintenanceActivities
 from invites.auth0 import Auth0Management
 from invites.db.engine import create_engine
 from invites.db.migrate import upgrade
@@ -41,6 +51,7 @@ from invites.telemetry import install_runtime
 from invites.temporal import auth0_task_queue, build_temporal_client
 from invites.tokens import TokenSigner
 from workflows.invitation import InvitationWorkflow
+from workflows.maintenance import PURGE_EVERY, PurgeWebhookReceiptsWorkflow
 
 log = logging.getLogger("invites.worker")
 
@@ -67,6 +78,7 @@ class Activities:
     mail: MailActivities
     grant: GrantActivities
     crm: CrmActivities
+    maintenance: MaintenanceActivities
 
 
 @contextlib.asynccontextmanager
@@ -90,6 +102,7 @@ async def build_activities(settings: Settings) -> AsyncIterator[Activities]:
                 mail=mail,
                 grant=GrantActivities(auth0, store),
                 crm=CrmActivities(_crm_backend(settings, http)),
+                maintenance=MaintenanceActivities(store),
             )
         finally:
             store.close()
@@ -122,11 +135,16 @@ def build_workers(client: Client, settings: Settings, acts: Activities) -> list[
     main = Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[InvitationWorkflow],
+        workflows=[InvitationWorkflow, PurgeWebhookReceiptsWorkflow],
         workflow_runner=WORKFLOW_RUNNER,
         # The grant runs here, not on the Auth0 queue: a person waits for it at login, and it
         # must not queue behind a bulk import's look-ups.
-        activities=[acts.mail.send_mail, acts.grant.grant_access, acts.crm.publish_event],
+        activities=[
+            acts.mail.send_mail,
+            acts.grant.grant_access,
+            acts.crm.publish_event,
+            acts.maintenance.purge_webhook_receipts,
+        ],
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_cached_workflows=MAX_CACHED_WORKFLOWS,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
@@ -156,9 +174,29 @@ async def run(settings: Settings | None = None) -> None:
         async with contextlib.AsyncExitStack() as stack:
             for w in workers:
                 await stack.enter_async_context(w)
+            await ensure_schedules(client, settings)
             log.info("worker started on task queue %s", settings.task_queue)
             await stop.wait()
             log.info("worker stopping")
+
+
+def purge_schedule_id(task_queue: str) -> str:
+    return f"purge-webhook-receipts-{task_queue}"
+
+
+async def ensure_schedules(client: Client, settings: Settings) -> None:
+    """The worker's housekeeping as Temporal Schedules, created once (every worker tries; the
+    first wins, the others find it). Ops pause, trigger or delete them in the Temporal UI."""
+    schedule_id = purge_schedule_id(settings.task_queue)
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            PurgeWebhookReceiptsWorkflow.run, id=schedule_id, task_queue=settings.task_queue
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=PURGE_EVERY)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+    with contextlib.suppress(ScheduleAlreadyRunningError):
+        await client.create_schedule(schedule_id, schedule)
 
 
 def main() -> None:
