@@ -166,7 +166,7 @@ def test_the_image_and_compose_run_as_production():
 FROM_DASHBOARDS = {
     "INVITES_AUTH0_CLIENT_ID": "m2m-client-id-from-auth0",
     "INVITES_AUTH0_CLIENT_SECRET": "m2m-client-secret-from-the-auth0-dashboard",
-    "INVITES_SENDGRID_API_KEY": "SG.key-from-the-sendgrid-dashboard",
+    "INVITES_SENDGRID_API_KEY": "sendgrid-api-key-from-the-sendgrid-dashboard",
 }
 
 
