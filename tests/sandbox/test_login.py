@@ -422,20 +422,25 @@ async def test_a_public_client_proves_its_code_with_pkce(url: str, http: httpx.A
     assert good.status_code == 200, good.text
 
 
+def password_grant(**fields: str) -> dict[str, str]:
+    """The resource-owner password grant's form for ada@example.com, with `fields` changed or added."""
+    return {
+        "grant_type": "password",
+        "username": "ada@example.com",
+        "password": PASSWORD,
+        "audience": API_AUDIENCE,
+        "client_id": DEV_CLIENT_ID,
+        "client_secret": DEV_CLIENT_SECRET,
+        **fields,
+    }
+
+
 async def test_password_grant_for_a_sandbox_user(
     tenant: Auth0Fake, url: str, http: httpx.AsyncClient
 ) -> None:
     user = tenant.create_user("ada@example.com", password=PASSWORD)
-    grant = {
-        "grant_type": "password",
-        "username": "ada@example.com",
-        "audience": API_AUDIENCE,
-        "client_id": DEV_CLIENT_ID,
-        "client_secret": DEV_CLIENT_SECRET,
-    }
-
-    good = await http.post(f"{url}/oauth/token", data={**grant, "password": PASSWORD})
-    bad = await http.post(f"{url}/oauth/token", json={**grant, "password": "wrong-password"})
+    good = await http.post(f"{url}/oauth/token", data=password_grant())
+    bad = await http.post(f"{url}/oauth/token", json=password_grant(password="wrong-password"))
 
     assert good.status_code == 200, good.text
     access = await verified(url, good.json()["access_token"], API_AUDIENCE)
@@ -450,16 +455,7 @@ async def test_the_password_grant_does_not_redeem_an_invitation_it_carries(
     tenant: Auth0Fake, url: str, http: httpx.AsyncClient, invites_api: InvitesApi
 ) -> None:
     user = tenant.create_user("ada@example.com", password=PASSWORD)
-    grant = {
-        "grant_type": "password",
-        "username": "ada@example.com",
-        "password": PASSWORD,
-        "audience": API_AUDIENCE,
-        "scope": "openid profile email",
-        "client_id": DEV_CLIENT_ID,
-        "client_secret": DEV_CLIENT_SECRET,
-        "invitation": TOKEN,
-    }
+    grant = password_grant(scope="openid profile email", invitation=TOKEN)
 
     # The token in the URL's query and in the form: the real Action runs and redeems neither.
     answer = await http.post(f"{url}/oauth/token", params={"invitation": TOKEN}, data=grant)
@@ -489,14 +485,7 @@ async def test_the_password_grant_gives_the_action_auth0s_protocol_and_query(
     )
     tenant = Auth0Fake(action=echo, claim_namespace="https://t/")
     tenant.create_user("ada@example.com", password=PASSWORD)
-    grant = {
-        "grant_type": "password",
-        "username": "ada@example.com",
-        "password": PASSWORD,
-        "audience": API_AUDIENCE,
-        "client_id": DEV_CLIENT_ID,
-        "client_secret": DEV_CLIENT_SECRET,
-    }
+    grant = password_grant()
     async with tenant.serve() as url:
         answer = await http.post(f"{url}/oauth/token", params={"invitation": TOKEN}, data=grant)
         assert answer.status_code == 200, answer.text
