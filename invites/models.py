@@ -31,11 +31,21 @@ class Reason(StrEnum):
     EMAIL_MISMATCH = "email_mismatch"
     # Not redeemable because the invitation mail was rejected for good.
     UNDELIVERABLE = "undeliverable"
+    # Not a link: a token-less redeem of an invitation that did not provision this account, or
+    # a claim of one that may not be claimed (`email_policy: any`, address not verified).
+    NOT_PROVISIONED = "not_provisioned"
+    NOT_CLAIMABLE = "not_claimable"
     # extend only: the new expiry is in the past or beyond the 90-day ceiling.
     INVALID_EXPIRY = "invalid_expiry"
 
 
 EmailPolicy = Literal["match", "verified", "any"]
+# `link`: the invitation mail carries our link; `provisioned`: the workflow creates the account
+# ahead and mails an Auth0 password-change ticket (SPEC §10).
+Mode = Literal["link", "provisioned"]
+# How a login reached the invitation: its link's token, the account the workflow provisioned
+# (`app_metadata.invites.invitation_id`), or a claim by the account's verified address.
+RedeemVia = Literal["link", "provisioned", "claim"]
 MailKind = Literal["invite", "reminder"]
 GrantState = Literal["done", "pending", "failed"]
 
@@ -69,6 +79,13 @@ class InvitationInput(_Model):
     # False when no CRM / events sink is configured (INVITES_CRM_BACKEND=none): transitions
     # are then not published at all (no activity, no history events).
     publish_events: bool = True
+    # The funnel's keywords (POST /v1/invitations), kept with the invitation's funnel record.
+    source: str | None = None
+    campaign: str | None = None
+    mode: Mode = "link"
+    # Set on the run that undoes an accepted invitation's grant (POST .../rollback): a new run
+    # under the same workflow id, started from the accepted run's input and final state.
+    rollback: RollbackInput | None = None
 
     @property
     def email_search_value(self) -> str:
@@ -88,6 +105,8 @@ class InvitationState(_Model):
     accepted_by: str | None = None
     accepted_at: datetime | None = None
     reminders_sent: int = 0
+    delivered_at: datetime | None = None
+    opened_at: datetime | None = None
     mails_sent: int = 0
     generation: int = 0
     screen_hint: Literal["signup", "login"] = "signup"
@@ -97,6 +116,22 @@ class InvitationState(_Model):
     revoked_reason: str | None = None
     undeliverable_reason: str | None = None
     ended_at: datetime | None = None
+    source: str | None = None
+    campaign: str | None = None
+    # Delivery (SendGrid's Event Webhook) and the first opening of the link, each set once.
+    delivered_at: datetime | None = None
+    opened_at: datetime | None = None
+    # Why reminders stopped while the invitation stays valid (`spamreport`, `unsubscribe`).
+    reminders_stopped: str | None = None
+    # `provisioned` only while the workflow provisioned an account: an address that had one
+    # falls back to `link`. `provisioned_user_id` is the account it created.
+    mode: Mode = "link"
+    provisioned_user_id: str | None = None
+    # The roles the grant assigned (not those the account held already): what a rollback removes.
+    roles_assigned: list[str] = []
+    # A rolled-back invitation is `revoked`; `rollback` tells how far undoing its grant has got.
+    rollback: GrantState | None = None
+    rolled_back_at: datetime | None = None
 
     @classmethod
     def of_new(cls, inp: InvitationInput) -> InvitationState:
@@ -109,6 +144,7 @@ class InvitationState(_Model):
             created_at=inp.created_at,
             expires_at=inp.expires_at,
             email_policy=inp.email_policy,
+            mode=inp.mode,
         )
 
 
@@ -131,6 +167,7 @@ class RedeemInput(_Model):
     user: RedeemUser
     connection: RedeemConnection = RedeemConnection()
     is_new_user: bool = False
+    via: RedeemVia = "link"
 
 
 class RedeemResult(_Model):
@@ -152,6 +189,28 @@ class ExtendInput(_Model):
     expires_at: datetime
 
 
+class DeliveryInput(_Model):
+    """The `delivery` signal: one SendGrid event about one of the invitation's mails."""
+
+    event: DeliveryKind
+    seq: int | None = Field(None, ge=0)  # which mail (MailInput.seq), when SendGrid sent it back
+    at: datetime
+    reason: str | None = Field(None, max_length=500)
+
+
+class OpenedInput(_Model):
+    """The `opened` signal: the link was opened (the first one sets `opened_at`)."""
+
+    at: datetime
+
+
+class RollbackInput(_Model):
+    """Undo an accepted invitation: ops' reason and the accepted run's final state."""
+
+    reason: str = Field(min_length=1, max_length=500)
+    accepted: InvitationState
+
+
 # --- activity inputs and results -----------------------------------------------------------
 
 
@@ -166,6 +225,9 @@ class MailInput(_Model):
     locale: str = "en"
     screen_hint: Literal["signup", "login"] = "signup"
     expires_at: datetime
+    # `provisioned`: the mail carries a password-change ticket for `user_id` instead of a link.
+    mode: Mode = "link"
+    user_id: str | None = None
 
     @property
     def mail_id(self) -> str:
@@ -189,6 +251,24 @@ class FirstInviteResult(_Model):
     failed: str | None = None
 
 
+class ProvisionResult(_Model):
+    """`provision_and_invite`'s answer: the first mail's (see FirstInviteResult), and the mode
+    the invitation runs in: `provisioned` with the account created for it (`user_id`), or
+    `link` when the address had an account already. Never the ticket's URL."""
+
+    mode: Mode
+    user_id: str | None = None
+    first: FirstInviteResult
+
+
+class RemoveAccountInput(_Model):
+    """`remove_unused_account`: the account a provisioned invitation created, removed only if
+    it never logged in and still carries this invitation's id."""
+
+    invitation_id: str
+    user_id: str
+
+
 class GrantInput(_Model):
     """`grant_access`: the roles, the profile write and our account link, for one acceptance.
 
@@ -204,6 +284,9 @@ class GrantInput(_Model):
     roles: list[str] = []
     app_metadata: dict[str, Any] = {}
     verify_email: str | None = None
+    # Merged into `app_metadata.invites` beside `data`: `status: active` for a provisioned
+    # account, `claimed_at` for a claim (the Action then asks no more).
+    invites_marks: dict[str, str] = {}
 
 
 class GrantResult(_Model):
@@ -213,10 +296,38 @@ class GrantResult(_Model):
     linked: bool = False
 
 
+class RollbackGrantInput(_Model):
+    """`roll_back_grant`: what one acceptance wrote, to be removed again."""
+
+    invitation_id: str
+    user_id: str
+    roles_assigned: list[str] = []
+    app_metadata: dict[str, Any] = {}
+
+
+class RollbackGrantResult(_Model):
+    removed: list[str] = []
+    # Assigned by this invitation but also granted by another accepted invitation of the account.
+    kept: list[str] = []
+    metadata_removed: bool = False
+    unlinked: bool = False
+
+
+class FunnelFact(_Model):
+    """`record_funnel`: one invitation reached a funnel stage (recorded once, whatever the retries)."""
+
+    invitation_id: str
+    stage: FunnelStage
+    at: datetime
+    created_at: datetime
+    source: str | None = None
+    campaign: str | None = None
+
+
 class InvitationEvent(_Model):
     """A transition delivered to the CRM / events sink. Never carries the link token."""
 
-    type: str  # invitation.created, .sent, .reminded, .accepted, .expired, .revoked, .undeliverable
+    type: str  # invitation.created, .sent, .reminded, .accepted, .expired, .revoked, .undeliverable, .rolled_back
     invitation_id: str
     email: str
     status: Status
@@ -228,3 +339,5 @@ class InvitationEvent(_Model):
     expires_at: datetime | None = None
     accepted_at: datetime | None = None
     reminders_sent: int = 0
+    delivered_at: datetime | None = None
+    opened_at: datetime | None = None
