@@ -48,6 +48,10 @@ Mode = Literal["link", "provisioned"]
 RedeemVia = Literal["link", "provisioned", "claim"]
 MailKind = Literal["invite", "reminder"]
 GrantState = Literal["done", "pending", "failed"]
+# SendGrid Event Webhook events the workflow acts on (api/routes/sendgrid_events.py maps them).
+DeliveryKind = Literal["delivered", "bounce", "dropped", "spamreport", "unsubscribe"]
+# Funnel stages recorded per invitation (invites/db/funnel.py, GET /v1/stats/funnel).
+FunnelStage = Literal["created", "delivered", "opened", "accepted", "expired", "revoked", "undeliverable"]
 
 
 class _Model(BaseModel):
@@ -105,8 +109,6 @@ class InvitationState(_Model):
     accepted_by: str | None = None
     accepted_at: datetime | None = None
     reminders_sent: int = 0
-    delivered_at: datetime | None = None
-    opened_at: datetime | None = None
     mails_sent: int = 0
     generation: int = 0
     screen_hint: Literal["signup", "login"] = "signup"
