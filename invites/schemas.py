@@ -22,10 +22,12 @@ from pydantic import (
     model_validator,
 )
 
+from invites.ids import ID_PATTERN
 from invites.models import (
     EmailPolicy,
     GrantState,
     InvitationState,
+    Mode,
     RedeemConnection,
     RedeemResult,
     RedeemUser,
@@ -39,6 +41,8 @@ MAX_APP_METADATA_BYTES = 16 * 1024
 MIN_EXPIRES_IN = 3600
 MAX_EXPIRES_IN = 90 * 86400
 ROLE_NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.:-]{0,63}$"
+# The funnel's `source` and `campaign`: short keywords, safe as group keys and metric labels.
+KEYWORD = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 # Visibility query values are quoted: refuse quotes and backslashes outright.
 SAFE_TEXT = r'^[^"\\\x00-\x1f]{1,200}$'
 # RFC 3339 with a time zone: what `format: date-time` promises. pydantic alone would also take
@@ -113,6 +117,19 @@ class InvitationCreate(_Input):
         None, max_length=10, description="Reminder offsets in seconds after sending."
     )
     email_policy: EmailPolicy | None = None
+    source: str | None = Field(
+        None,
+        pattern=KEYWORD,
+        description="Where the invitation comes from (a keyword), for the funnel stats.",
+    )
+    campaign: str | None = Field(
+        None, pattern=KEYWORD, description="The campaign (a keyword), for the funnel stats."
+    )
+    mode: Mode = Field(
+        "link",
+        description="`link` (our invitation link) or `provisioned` (the account is created ahead and the "
+        "mail carries an Auth0 password-change ticket; an address with an account falls back to `link`).",
+    )
 
     @field_validator("data")
     @classmethod
@@ -167,6 +184,11 @@ class InvitationPublic(BaseModel):
     accepted_at: datetime | None
     reminders_sent: int
     grant: GrantState | None = None
+    mode: Mode = "link"
+    source: str | None = None
+    campaign: str | None = None
+    delivered_at: datetime | None = Field(None, description="When SendGrid first reported a mail delivered.")
+    opened_at: datetime | None = Field(None, description="When the link was first opened.")
 
     @classmethod
     def from_state(cls, state: InvitationState) -> InvitationPublic:
@@ -218,15 +240,49 @@ class ExtendRequest(_Input):
 
 
 class RedeemWebhook(BaseModel):
-    """The body the Auth0 Action posts after a login that carried an invitation."""
+    """The body the Auth0 Action posts after a login that carried an invitation: its link's
+    token (`invitation`), or, for an account a provisioned invitation created, that
+    invitation's id from `app_metadata.invites` (`invitation_id`). Exactly one of the two."""
 
     model_config = ConfigDict(extra="ignore")
 
     type: Literal["invitation.redeem"]
-    invitation: str = Field(min_length=1, max_length=256)
+    invitation: str | None = Field(None, min_length=1, max_length=256)
+    invitation_id: str | None = Field(None, pattern=ID_PATTERN.pattern)
     user: RedeemUser
     connection: RedeemConnection = RedeemConnection()
     is_new_user: bool = False
+
+    @model_validator(mode="after")
+    def _one_of(self) -> RedeemWebhook:
+        if (self.invitation is None) == (self.invitation_id is None):
+            raise ValueError("give exactly one of invitation and invitation_id")
+        return self
+
+
+class ClaimWebhook(BaseModel):
+    """The body the Auth0 Action posts, once per account, for a login without a link whose
+    identity provider verified the address: claim the pending invitations sent to it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["invitation.claim"]
+    user: RedeemUser
+    connection: RedeemConnection = RedeemConnection()
+    is_new_user: bool = False
+
+
+class ClaimedInvitation(BaseModel):
+    invitation_id: str
+    roles: list[str]
+    grant: GrantState
+
+
+class ClaimAnswer(BaseModel):
+    """`claimed` with the invitations this login accepted, or `none`."""
+
+    result: Literal["claimed", "none"]
+    invitations: list[ClaimedInvitation] = []
 
 
 class RedeemAccepted(RedeemResult):
@@ -262,3 +318,33 @@ class Me(BaseModel):
 
 def is_safe_text(value: str) -> bool:
     return bool(re.match(SAFE_TEXT, value))
+
+
+class TimeToAccept(BaseModel):
+    """Seconds from creation to acceptance (nearest rank); null when none was accepted."""
+
+    p50: float | None
+    p90: float | None
+
+
+class FunnelGroup(BaseModel):
+    key: str | None = Field(description="The source or campaign; null for invitations without one.")
+    created: int
+    delivered: int
+    opened: int
+    accepted: int
+    expired: int
+    revoked: int
+    undeliverable: int
+    accept_rate: float = Field(description="accepted / created, 0 when none was created.")
+    time_to_accept_s: TimeToAccept
+
+
+class FunnelStats(BaseModel):
+    """GET /v1/stats/funnel: the invitations created in [from, to), per group (SPEC §10)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: datetime = Field(alias="from")
+    to: datetime
+    groups: list[FunnelGroup]
