@@ -26,7 +26,7 @@ from invites.ids import (
     new_invitation_id,
 )
 from invites.invitations import get_state, start_invitation
-from invites.models import EmailPolicy, InvitationInput, InvitationState, Status
+from invites.models import EmailPolicy, InvitationInput, InvitationState, Mode, Status
 from invites.redemption import MAX_LIFETIME
 from invites.schemas import InvitationCreate
 from invites.settings import Settings
@@ -111,7 +111,15 @@ class Creator:
             idempotency_key=idempotency_key,
             options=body.model_dump(
                 mode="json",
-                include={"roles", "locale", "crm_contact_id", "expires_in", "reminders", "email_policy"},
+                include={
+                    "roles",
+                    "locale",
+                    "crm_contact_id",
+                    "expires_in",
+                    "reminders",
+                    "email_policy",
+                    "mode",
+                },
             ),
         )
         saved = await self.store.save_invitation(record)
@@ -134,6 +142,7 @@ class Creator:
             expires_at=record.created_at + expires_in,
             reminders=body.reminders,
             email_policy=body.email_policy,
+            mode=body.mode,
         )
 
     async def reissue(self, invitation_id: str) -> Created:
@@ -182,6 +191,7 @@ class Creator:
                 expires_at=created_at + min(old.expires_at - old.created_at, MAX_LIFETIME),
                 reminders=reminders if reminders is not None else _seconds(self.settings.default_reminders),
                 email_policy=old.email_policy,
+                mode=asked.get("mode") or "link",
                 reissued_from=invitation_id,
                 email_key=email_search_keys(self.settings, old.email)[0],
                 publish_events=self.settings.crm_backend != "none",
@@ -217,6 +227,7 @@ def workflow_input(
     reminders: list[int] | None = None,
     email_policy: EmailPolicy | None = None,
     reissued_from: str | None = None,
+    mode: Mode = "link",
 ) -> InvitationInput:
     """The workflow's input, with what the settings decide: the default reminders and email
     policy, the address's search key (hashed when payloads are encrypted), and whether the
@@ -236,6 +247,7 @@ def workflow_input(
         reissued_from=reissued_from,
         email_key=email_search_keys(settings, email)[0],
         publish_events=settings.crm_backend != "none",
+        mode=mode,
     )
 
 

@@ -212,6 +212,13 @@ class RollbackInput(_Model):
     reason: str = Field(min_length=1, max_length=500)
     accepted: InvitationState
 
+    def first_state(self, now: datetime) -> InvitationState:
+        """The rollback run's state from its start: `revoked` (no redeem takes it again), with
+        the acceptance it undoes still shown."""
+        return self.accepted.model_copy(
+            update={"status": Status.REVOKED, "revoked_reason": self.reason, "ended_at": now, "rollback": "pending"}
+        )
+
 
 # --- activity inputs and results -----------------------------------------------------------
 

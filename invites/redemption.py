@@ -32,6 +32,8 @@ MESSAGES = {
     Reason.EMAIL_MISMATCH: "This invitation was sent to a different email address.",
     Reason.UNDELIVERABLE: "The invitation mail could not be delivered.",
     Reason.INVALID_EXPIRY: "The new expiry must be in the future and within 90 days.",
+    Reason.NOT_PROVISIONED: "This invitation did not create this account.",
+    Reason.NOT_CLAIMABLE: "This invitation cannot be claimed by this account.",
 }
 
 
@@ -43,10 +45,17 @@ def redeem_rejection(state: InvitationState, req: RedeemInput, now: datetime) ->
     """None when `req` may redeem (or already did, as the same user); otherwise the reason."""
     if is_same_acceptor(state, req):
         return None  # a retried webhook gets the same answer
+    if req.via == "provisioned" and not is_provisioned_for(state, req.user.user_id):
+        # Before the status: a token-less redeem learns nothing about other invitations.
+        return Reason.NOT_PROVISIONED
     if state.status != Status.PENDING:
         return ENDED_REASON[state.status]
     if now >= state.expires_at:
         return Reason.EXPIRED  # the expiry timer may not have fired yet
+    if req.via == "provisioned":
+        return None  # the account was made for this invitation; its ticket went to the mailbox
+    if req.via == "claim":
+        return None if is_claimable_by(state, req) else Reason.NOT_CLAIMABLE
     if req.generation < state.generation:
         return Reason.STALE_LINK
     if state.email_policy == "match" and not same_email(req.user.email, state.email):
@@ -56,6 +65,22 @@ def redeem_rejection(state: InvitationState, req: RedeemInput, now: datetime) ->
     ):
         return Reason.EMAIL_MISMATCH
     return None
+
+
+def is_provisioned_for(state: InvitationState, user_id: str) -> bool:
+    """Whether the workflow created this account for the invitation (provisioned mode)."""
+    return (
+        state.mode == "provisioned"
+        and state.provisioned_user_id is not None
+        and (state.provisioned_user_id == user_id)
+    )
+
+
+def is_claimable_by(state: InvitationState, req: RedeemInput) -> bool:
+    """A claim without the link (SPEC §10): the identity provider verified the invited address,
+    whatever the invitation's policy, and never an `any` invitation (its link is the credential:
+    it goes to whoever holds it)."""
+    return state.email_policy != "any" and req.user.email_verified and same_email(req.user.email, state.email)
 
 
 def extend_rejection(state: InvitationState, new_expiry: datetime, now: datetime) -> Reason | None:
