@@ -89,6 +89,44 @@ class Auth0Users:
             await self._call(lambda: self._client.users.update(user_id, **patch))
         return verified
 
+    async def remove_roles(self, user_id: str, roles: list[str]) -> list[str]:
+        """Remove those of `roles` the user still holds (a retry removes nothing twice); the
+        ones removed. A deleted account holds nothing: nothing to remove."""
+        if not roles:
+            return []
+        wanted = await self._call(lambda: self._roles.ids_for(roles))
+        try:
+            held = await self._call(lambda: self._held_role_ids(user_id))
+        except ApplicationError as err:
+            if err.type == "Auth0UserNotFound":
+                return []
+            raise
+        present = [name for name, role_id in wanted.items() if role_id in held]
+        if present:
+            await self._call(
+                lambda: self._client.users.roles.delete(user_id, roles=[wanted[n] for n in present])
+            )
+        return present
+
+    async def remove_invitation_metadata(
+        self, user_id: str, invitation_id: str, payload: dict[str, Any], kept: dict[str, Any]
+    ) -> bool:
+        """Take one invitation out of `app_metadata`: its `invitations` entry, and the keys of its
+        payload in `invites.data` that still hold its values, unless another accepted invitation
+        of the account (`kept`, their payloads merged) gives the same value. One read and at most
+        one PATCH; True when something was removed (now or by an earlier attempt)."""
+        try:
+            user = await self._call(lambda: self._client.users.get(user_id, fields="app_metadata"))
+        except ApplicationError as err:
+            if err.type == "Auth0UserNotFound":
+                return False
+            raise
+        current = dict(getattr(user, "app_metadata", None) or {})
+        patch = _metadata_without(current, invitation_id, payload, kept)
+        if patch:
+            await self._call(lambda: self._client.users.update(user_id, app_metadata=patch))
+        return bool(patch)
+
     async def _held_role_ids(self, user_id: str) -> set[str]:
         """Every role the user holds. Page by page until a page comes back short: the SDK's pager
         asks for one more page after any page that was not empty, a third call in a row on the
@@ -147,6 +185,24 @@ def _metadata_patch(
     if app_metadata:
         invites["data"] = {**data, **app_metadata}
         patch["invites"] = invites
+    return patch
+
+
+def _metadata_without(
+    current: dict[str, Any], invitation_id: str, payload: dict[str, Any], kept: dict[str, Any]
+) -> dict[str, Any]:
+    """The app_metadata keys to PATCH so that one invitation is gone from them; {} when it is."""
+    patch: dict[str, Any] = {}
+    invitations = [i for i in current.get("invitations") or [] if isinstance(i, dict)]
+    remaining = [i for i in invitations if i.get("id") != invitation_id]
+    if len(remaining) != len(invitations):
+        patch["invitations"] = remaining
+    invites = current.get("invites")
+    data = invites.get("data") if isinstance(invites, dict) else None
+    if isinstance(invites, dict) and isinstance(data, dict):
+        gone = [k for k, v in payload.items() if k in data and data[k] == v and kept.get(k) != v]
+        if gone:
+            patch["invites"] = {**invites, "data": {k: v for k, v in data.items() if k not in gone}}
     return patch
 
 
