@@ -115,6 +115,14 @@ class Settings(BaseSettings):
     # id, redirect URI, scope and audience (the API adds invitation, login_hint, screen_hint).
     signin_url: str = ""
     claim_namespace: str = "https://invites.dev/"
+    # Claim by verified email (SPEC §10): a login without the link, whose identity provider
+    # verified the address, gets that address's pending invitations. False: every claim is `none`.
+    claim_by_verified_email: bool = True
+    # Provisioned mode: the database connection the accounts are created in, and where the
+    # password-change ticket sends the person once the password is set (the customer space;
+    # default <public_base_url>/app).
+    auth0_database_connection: str = "Username-Password-Authentication"
+    provisioned_result_url: str = ""
 
     # Keys and secrets
     token_keys: SecretStr = SecretStr(DEV_TOKEN_KEYS)
@@ -231,6 +239,7 @@ class Settings(BaseSettings):
         """Addresses that follow from others unless set: one port change moves them all."""
         auth0 = self.auth0_base_url.rstrip("/")
         self.public_base_url = self.public_base_url or f"http://{self.api_host}:{self.api_port}"
+        self.provisioned_result_url = self.provisioned_result_url or f"{self.public_base_url.rstrip('/')}/app"
         self.auth0_audience = self.auth0_audience or f"{auth0}/api/v2/"
         self.auth0_issuer = self.auth0_issuer or f"{auth0}/"
         if not self.signin_url:
