@@ -156,6 +156,30 @@ class Store:
 
         return await self._tx.read(links)
 
+    async def unlink_account(self, invitation_id: str, user_id: str) -> bool:
+        """Undo `link_account` (a rollback); False when that account held no link to it."""
+
+        def unlink(session: Session) -> int:
+            stmt = delete(AccountLink).where(
+                AccountLink.invitation_id == invitation_id, AccountLink.user_id == user_id
+            )
+            return cast(CursorResult[Any], session.execute(stmt)).rowcount
+
+        return await self._tx.write(unlink) > 0
+
+    async def other_links(self, user_id: str, invitation_id: str) -> list[InvitationRecord]:
+        """The other invitations this account accepted (what a rollback of one must not undo)."""
+        stmt = (
+            select(Invitation)
+            .join(AccountLink, AccountLink.invitation_id == Invitation.id)
+            .where(AccountLink.user_id == user_id, AccountLink.invitation_id != invitation_id)
+        )
+
+        def others(session: Session) -> list[InvitationRecord]:
+            return [_record(InvitationRecord, row) for row in session.scalars(stmt)]
+
+        return await self._tx.read(others)
+
     async def record_mail(self, mail: OutboxMail) -> bool:
         """Keep a mail in the outbox; False when one with its id is already there."""
         if mail.kind not in get_args(MailKind):
