@@ -26,6 +26,12 @@ DEV_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"invites-dev-webhook-secret-00
 DEV_API_KEY = "dev-api-key"
 DEV_API_KEYS = f"{DEV_API_KEY}=create:invitations read:invitations manage:invitations"
 DEV_AUTH0_CLIENT_SECRET = "dev-secret"  # noqa: S105 - public dev default, refused in production
+# The fake SendGrid's Event Webhook verification key (`sandbox/sendgrid_events.py` signs with its
+# private half, derived from the phrase "invites-dev-sendgrid-events-key!"). Development only.
+DEV_SENDGRID_EVENT_PUBLIC_KEY = (
+    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEZ5r0ur0LOY/f+orgOO/r368Mq11UfQs+bFkd+ZoymOSAh6NfHk3kAmnG7Hd1"
+    "PoHIXOoWHJamUH394mvno4NUCg=="
+)
 
 # The shortest secret production accepts, in bytes (after base64 decoding where keys are base64).
 MIN_SECRET_BYTES = 32
@@ -191,6 +197,17 @@ class Settings(BaseSettings):
     mail_from_name: str = "Invites"
     sendgrid_template_invite: str | None = None
     sendgrid_template_reminder: str | None = None
+    # SendGrid's Event Webhook verification key (Mail Settings → Signed Event Webhook: base64 of
+    # the ECDSA P-256 public key). Unset: POST /v1/webhooks/sendgrid answers 401 to everything;
+    # in development it defaults to the fake SendGrid's key (DEV_SENDGRID_EVENT_PUBLIC_KEY).
+    sendgrid_event_public_key: str | None = None
+    # Keep the whole mail (link included) in our outbox even when SendGrid delivers it, so
+    # /dev/outbox shows it: for `invites dev`, whose mail goes through the fake SendGrid.
+    # Production refuses it (the link is a credential, not kept at rest).
+    mail_outbox_copy: bool = False
+    # The funnel's known sources (comma-separated keywords): /metrics labels the funnel counters
+    # by source only when they are listed (others count as `other`), so labels stay bounded.
+    funnel_sources: Annotated[list[str], NoDecode] = []
 
     # CRM and events out
     crm_backend: Literal["hubspot", "webhook", "none"] = "none"
@@ -220,7 +237,7 @@ class Settings(BaseSettings):
             return [cls._seconds(v) for v in value]
         return value
 
-    @field_validator("grantable_roles", mode="before")
+    @field_validator("grantable_roles", "funnel_sources", mode="before")
     @classmethod
     def _role_list(cls, value: object) -> object:
         """Comma-separated role names (`customer,member`), or a JSON list."""
@@ -242,6 +259,8 @@ class Settings(BaseSettings):
         self.provisioned_result_url = self.provisioned_result_url or f"{self.public_base_url.rstrip('/')}/app"
         self.auth0_audience = self.auth0_audience or f"{auth0}/api/v2/"
         self.auth0_issuer = self.auth0_issuer or f"{auth0}/"
+        if self.env == "development" and self.sendgrid_event_public_key is None:
+            self.sendgrid_event_public_key = DEV_SENDGRID_EVENT_PUBLIC_KEY
         if not self.signin_url:
             query = urlencode(
                 {
@@ -344,6 +363,15 @@ class Settings(BaseSettings):
                     f"{name} holds a key shorter than {MIN_SECRET_BYTES} bytes. Generate one with `{how}`."
                 )
 
+        if self.sendgrid_event_public_key == DEV_SENDGRID_EVENT_PUBLIC_KEY:
+            problems["INVITES_SENDGRID_EVENT_PUBLIC_KEY"] = (
+                "INVITES_SENDGRID_EVENT_PUBLIC_KEY is the fake SendGrid's public development key. Copy "
+                "the verification key from SendGrid (Settings → Mail Settings → Signed Event Webhook)."
+            )
+        if self.mail_outbox_copy:
+            problems["INVITES_MAIL_OUTBOX_COPY"] = (
+                "INVITES_MAIL_OUTBOX_COPY=true keeps every invitation link in the database. Unset it."
+            )
         if self.mail_backend == "outbox":
             problems["INVITES_MAIL_BACKEND"] = (
                 "INVITES_MAIL_BACKEND=outbox keeps every mail in the database, so nobody receives an "
