@@ -64,19 +64,23 @@ class Auth0Users:
         accepted_at: datetime,
         app_metadata: dict[str, Any],
         verify_email: str | None,
+        marks: dict[str, str] | None = None,
     ) -> bool:
-        """Merge our keys into `app_metadata` (`invitations`, and the payload under
-        `invites.data`: see _metadata_patch) and, when `verify_email` is still the account's
+        """Merge our keys into `app_metadata` (`invitations`, and the payload and `marks` under
+        `invites`: see _metadata_patch) and, when `verify_email` is still the account's
         address, mark it verified: one read and at most one PATCH. True when the address is
         verified (now or already).
 
         No PATCH when the read shows it all written (a grant retried because another part
-        failed): a retry repeats the read, not the write.
+        failed): a retry repeats the read, not the write. With `marks` (a token-less redeem: a
+        claim grants every pending invitation of the address side by side, each a read-modify-
+        write of the same keys) the write is read back, and one another grant wrote over is
+        retried.
         """
         fields = "app_metadata,email,email_verified,identities"
         user = await self._call(lambda: self._client.users.get(user_id, fields=fields))
         current = dict(getattr(user, "app_metadata", None) or {})
-        metadata = _metadata_patch(current, invitation_id, accepted_at, app_metadata)
+        metadata = _metadata_patch(current, invitation_id, accepted_at, app_metadata, marks or {})
         patch: dict[str, Any] = {}
         if any(current.get(key) != value for key, value in metadata.items()):
             patch["app_metadata"] = metadata
@@ -87,7 +91,17 @@ class Auth0Users:
                 patch["email_verified"] = True
         if patch:
             await self._call(lambda: self._client.users.update(user_id, **patch))
+            if marks:
+                await self._confirm_written(user_id, invitation_id)
         return verified
+
+    async def _confirm_written(self, user_id: str, invitation_id: str) -> None:
+        """Raise a retryable error when our `invitations` entry is not in app_metadata after the
+        PATCH: a grant running beside this one wrote the keys from an older read."""
+        user = await self._call(lambda: self._client.users.get(user_id, fields="app_metadata"))
+        written = (getattr(user, "app_metadata", None) or {}).get("invitations") or []
+        if not any(isinstance(i, dict) and i.get("id") == invitation_id for i in written):
+            raise ApplicationError("app_metadata was written over by another grant", type="Auth0WriteLost")
 
     async def remove_roles(self, user_id: str, roles: list[str]) -> list[str]:
         """Remove those of `roles` the user still holds (a retry removes nothing twice); the
@@ -164,7 +178,11 @@ class Auth0Users:
 
 
 def _metadata_patch(
-    current: dict[str, Any], invitation_id: str, accepted_at: datetime, app_metadata: dict[str, Any]
+    current: dict[str, Any],
+    invitation_id: str,
+    accepted_at: datetime,
+    app_metadata: dict[str, Any],
+    marks: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Our keys of app_metadata: `invitations` with this one added once, and `invites` with the
     invitation's payload merged into `invites.data` (Auth0 merges app_metadata at the top level
@@ -172,7 +190,8 @@ def _metadata_patch(
 
     The payload never lands on another top-level key: whatever its keys are named, it cannot
     overwrite what others keep in app_metadata. With several invitations accepted, `data` holds
-    their payloads merged, the later acceptance winning per key.
+    their payloads merged, the later acceptance winning per key. `marks` (`status`, `claimed_at`)
+    are set beside `data`.
     """
     invitations = [i for i in current.get("invitations") or [] if isinstance(i, dict)]
     if not any(i.get("id") == invitation_id for i in invitations):
@@ -184,6 +203,9 @@ def _metadata_patch(
     data = dict(data) if isinstance(data, dict) else {}
     if app_metadata:
         invites["data"] = {**data, **app_metadata}
+        patch["invites"] = invites
+    if marks:
+        invites.update(marks)
         patch["invites"] = invites
     return patch
 
