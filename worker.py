@@ -40,6 +40,7 @@ from activities.first_mail import FirstMailActivities
 from activities.grant import GrantActivities
 from activities.mail import MailActivities, MailRenderer, MailSender, OutboxSender, SendGridSender
 from activities.maintenance import MaintenanceActivities
+from activities.rollback import RollbackActivities
 from invites.auth0 import Auth0Management
 from invites.db.engine import create_engine
 from invites.db.migrate import upgrade
@@ -77,6 +78,7 @@ class Activities:
     first_mail: FirstMailActivities
     mail: MailActivities
     grant: GrantActivities
+    rollback: RollbackActivities
     crm: CrmActivities
     maintenance: MaintenanceActivities
 
@@ -101,6 +103,7 @@ async def build_activities(settings: Settings) -> AsyncIterator[Activities]:
                 first_mail=FirstMailActivities(auth0, mail),
                 mail=mail,
                 grant=GrantActivities(auth0, store),
+                rollback=RollbackActivities(auth0, store),
                 crm=CrmActivities(_crm_backend(settings, http)),
                 maintenance=MaintenanceActivities(store),
             )
@@ -142,6 +145,7 @@ def build_workers(client: Client, settings: Settings, acts: Activities) -> list[
         activities=[
             acts.mail.send_mail,
             acts.grant.grant_access,
+            acts.rollback.roll_back_grant,
             acts.crm.publish_event,
             acts.maintenance.purge_webhook_receipts,
         ],

@@ -133,6 +133,7 @@ class InvitationState(_Model):
     roles_assigned: list[str] = []
     # A rolled-back invitation is `revoked`; `rollback` tells how far undoing its grant has got.
     rollback: GrantState | None = None
+    rollback_error: str | None = None
     rolled_back_at: datetime | None = None
 
     @classmethod

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.first_mail import FirstMailActivities
     from activities.grant import GrantActivities
     from activities.mail import MailActivities
+    from activities.rollback import RollbackActivities
     from invites import temporal as names
     from invites.models import (
         ExtendInput,
@@ -35,6 +36,8 @@ with workflow.unsafe.imports_passed_through():
         RedeemResult,
         ResendInput,
         RevokeInput,
+        RollbackGrantInput,
+        RollbackInput,
         Status,
     )
     from invites.redemption import MESSAGES, extend_rejection, redeem_rejection, same_email
@@ -56,7 +59,9 @@ class InvitationWorkflow:
     @workflow.init
     def __init__(self, inp: InvitationInput) -> None:
         self._inp = inp
-        self._state = InvitationState.of_new(inp)
+        self._state = (
+            InvitationState.of_new(inp) if inp.rollback is None else inp.rollback.first_state(workflow.now())
+        )
         self._resends: list[ResendInput] = []
         self._deadline_moved = False
         self._redeemer: RedeemInput | None = None
@@ -68,6 +73,8 @@ class InvitationWorkflow:
 
     @workflow.run
     async def run(self, inp: InvitationInput) -> InvitationState:
+        if inp.rollback is not None:
+            return await self._roll_back(inp.rollback)
         self._emit("invitation.created")
         if await self._invite():
             self._emit("invitation.sent")
@@ -212,7 +219,7 @@ class InvitationWorkflow:
         if req is None:  # unreachable: acceptance always records its redeemer
             raise ApplicationError("accepted without a redeemer", type="InvariantViolated")
         try:
-            await workflow.execute_activity_method(
+            result = await workflow.execute_activity_method(
                 GrantActivities.grant_access,
                 GrantInput(
                     invitation_id=self._inp.invitation_id,
@@ -235,6 +242,37 @@ class InvitationWorkflow:
             workflow.logger.error("grant failed", extra={"invitation_id": self._inp.invitation_id})
             return
         self._state.grant = "done"
+        self._state.roles_assigned = result.assigned
+
+    async def _roll_back(self, inp: RollbackInput) -> InvitationState:
+        """Undo an accepted invitation's grant (ops' `rollback`): this run starts `revoked`, so no
+        redeem takes it again (the starter sets its search attributes so), removes what the grant
+        wrote, and ends with the rollback done."""
+        try:
+            await workflow.execute_activity_method(
+                RollbackActivities.roll_back_grant,
+                RollbackGrantInput(
+                    invitation_id=self._inp.invitation_id,
+                    user_id=inp.accepted.accepted_by or "",
+                    roles_assigned=inp.accepted.roles_assigned,
+                    app_metadata=self._inp.app_metadata,
+                ),
+                start_to_close_timeout=AUTH0_TIMEOUT,
+                heartbeat_timeout=AUTH0_HEARTBEAT,
+                retry_policy=AUTH0_RETRY,
+            )
+        except ActivityError as err:
+            # Only a final failure gets here (a role deleted from the tenant): ops decide.
+            self._state.rollback = "failed"
+            self._state.rollback_error = (
+                err.cause.message if isinstance(err.cause, FailureError) else str(err)
+            )
+        else:
+            self._state.rollback = "done"
+            self._state.rolled_back_at = workflow.now()
+        self._emit("invitation.rolled_back")
+        await workflow.wait_condition(lambda: not self._events and workflow.all_handlers_finished())
+        return self._state
 
     def _verify_email(self, req: RedeemInput) -> bool:
         """The invitation mail proved the person reads the invited address: mark it verified when
