@@ -65,7 +65,12 @@ class GrantActivities:
 
     async def _update_profile(self, inp: GrantInput) -> bool:
         return await self._auth0.update_profile(
-            inp.user_id, inp.invitation_id, inp.accepted_at, inp.app_metadata, inp.verify_email, inp.invites_marks
+            inp.user_id,
+            inp.invitation_id,
+            inp.accepted_at,
+            inp.app_metadata,
+            inp.verify_email,
+            inp.invites_marks,
         )
 
     async def _link(self, inp: GrantInput) -> bool:
