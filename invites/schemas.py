@@ -189,6 +189,11 @@ class InvitationPublic(BaseModel):
     campaign: str | None = None
     delivered_at: datetime | None = Field(None, description="When SendGrid first reported a mail delivered.")
     opened_at: datetime | None = Field(None, description="When the link was first opened.")
+    revoked_reason: str | None = None
+    rollback: GrantState | None = Field(
+        None, description="Set on a rolled-back invitation: how far undoing its grant has got."
+    )
+    rolled_back_at: datetime | None = None
 
     @classmethod
     def from_state(cls, state: InvitationState) -> InvitationPublic:
@@ -218,6 +223,13 @@ class RevokeRequest(RevokeInput):
     """The `revoke` signal's input, as the API takes it (unknown fields refused)."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class RollbackRequest(BaseModel):
+    """Undo an accepted invitation's grant; the reason is kept with the invitation."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=500, pattern=r"\S")
 
 
 class ResendRequest(ResendInput):
