@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import urllib.error
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -69,6 +70,7 @@ class MailRenderer:
             "product": self._product,
             "link": link,
             "screen_hint": inp.screen_hint,
+            "mode": inp.mode,
             "expires_on": inp.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "locale": locale,
         }
@@ -184,9 +186,19 @@ class MailActivities:
     @activity.defn
     async def send_mail(self, inp: MailInput) -> MailResult:
         """Send the invitation or a reminder, at most once per mail id."""
+
+        async def link() -> str:
+            return f"{self._base_url}/i/{self._signer.create(inp.invitation_id, inp.generation)}"
+
+        return await self.deliver(inp, link)
+
+    async def deliver(self, inp: MailInput, make_link: Callable[[], Awaitable[str]]) -> MailResult:
+        """Send one mail carrying the link `make_link` makes (our link, or a provisioned
+        invitation's password-change ticket: activities/provisioning.py), at most once per mail
+        id: a mail already sent makes no link."""
         if await self._store.mail_recorded(inp.mail_id):
             return MailResult(mail_id=inp.mail_id, already_sent=True)
-        link = f"{self._base_url}/i/{self._signer.create(inp.invitation_id, inp.generation)}"
+        link = await make_link()
         mail = self._renderer.render(inp, link)
         message_id = await self._sender.send(mail)
         keep = self._sender.keeps_content  # a provider's copy is the record; ours keeps no token
