@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     # Browser origins of the Temporal UI, allowed (CORS) to call the codec endpoint.
     ui_origins: list[str] = ["http://127.0.0.1:8233", "http://localhost:8233"]
     task_queue: str = "invitations"
+    # The tenant's ceiling for the look-ups before first mails, in Auth0 calls per second: a
+    # batched user search (up to `auth0_lookup_batch` addresses) is one call (activities/lookups.py).
     max_task_queue_activities_per_second: float = Field(2.0, gt=0)
 
     # Database
@@ -146,6 +148,8 @@ class Settings(BaseSettings):
     auth0_client_secret: SecretStr = SecretStr(DEV_AUTH0_CLIENT_SECRET)
     auth0_audience: str = ""  # the Management API audience; default <auth0_base_url>/api/v2/
     auth0_timeout: float = 10.0
+    # Addresses per Auth0 user search (`email:("a" OR "b" …)`), the look-ups that arrive together.
+    auth0_lookup_batch: int = Field(50, ge=1, le=100)
 
     # HTTP API
     api_host: str = "127.0.0.1"
