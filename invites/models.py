@@ -273,10 +273,12 @@ class ProvisionResult(_Model):
 
 class RemoveAccountInput(_Model):
     """`remove_unused_account`: the account a provisioned invitation created, removed only if
-    it never logged in and still carries this invitation's id."""
+    it never logged in and still carries this invitation's id. `user_id` is None when the run
+    ended before the first activity answered: the account is then found by `email`."""
 
     invitation_id: str
-    user_id: str
+    email: str
+    user_id: str | None = None
 
 
 class GrantInput(_Model):
