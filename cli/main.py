@@ -315,6 +315,29 @@ def extend(
 
 
 @app.command()
+def rollback(
+    invitation_id: InvitationId,
+    reason: Annotated[str, typer.Option(help="Why, kept with the invitation (500 characters at most).")],
+    json_output: JsonFlag = False,
+) -> None:
+    """Undo a wrong acceptance: remove the roles and app_metadata its grant wrote and the link to
+    the funnel data; the invitation ends revoked with the reason."""
+    from invites import rollback as rolling
+
+    if not reason.strip() or len(reason) > 500:
+        raise typer.BadParameter("1 to 500 characters", param_hint="--reason")
+
+    async def step(client: Client) -> InvitationState:
+        return await rolling.roll_back(client, _settings().task_queue, invitation_id, reason)
+
+    _steer(
+        step,
+        lambda state: "Rolled back:" if state.rollback == "done" else f"Rollback {state.rollback}:",
+        json_output,
+    )
+
+
+@app.command()
 def reissue(invitation_id: InvitationId, json_output: JsonFlag = False) -> None:
     """A new invitation with the same data for an expired, revoked or undeliverable one."""
 

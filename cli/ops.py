@@ -110,10 +110,11 @@ class Listed:
 
 
 async def list_invitations(ops: Ops, query: str, limit: int, *, with_state: bool) -> list[Listed]:
-    summaries = [
-        invitations.listed(execution)
+    executions = [
+        execution
         async for execution in ops.temporal.list_workflows(query, limit=limit, page_size=min(limit, 1000))
     ]
+    summaries = [invitations.listed(e) for e in await invitations.latest_runs(ops.temporal, executions)]
     states: dict[str, InvitationState] = {}
     if with_state and summaries:
         states = await _states(ops.temporal, [s.id for s in summaries])

@@ -95,7 +95,7 @@ def invitation_json(state: InvitationState) -> dict[str, Any]:
         "link_generation": state.generation,
         "email_policy": state.email_policy,
         "grant_error": state.grant_error,
-        "revoked_reason": state.revoked_reason,
+        "rollback_error": state.rollback_error,
         "undeliverable_reason": state.undeliverable_reason,
         "ended_at": iso(state.ended_at),
     }
@@ -125,6 +125,10 @@ def print_invitation(state: InvitationState, title: str | None = None) -> None:
         rows.append(("grant", state.grant + (f": {state.grant_error}" if state.grant_error else "")))
     if state.revoked_reason:
         rows.append(("revoked because", state.revoked_reason))
+    if state.rollback:
+        done = f" at {when(state.rolled_back_at)} UTC" if state.rolled_back_at else ""
+        error = f": {state.rollback_error}" if state.rollback_error else ""
+        rows.append(("rollback", f"{state.rollback}{done}{error}"))
     if state.undeliverable_reason:
         rows.append(("undeliverable", state.undeliverable_reason))
     for name, value in rows:

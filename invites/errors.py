@@ -18,7 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from invites.auth0 import Auth0TokenError, UnknownRoles
 from invites.creation import IdempotencyConflict, MissingFunnelData, NotReissuable, RolesNotGrantable
-from invites.invitations import InvitationNotFound, InvitationRejected
+from invites.invitations import InvitationBusy, InvitationNotFound, InvitationRejected
 
 # RESOURCE_EXHAUSTED includes Temporal's limit of in-flight updates per workflow.
 TRANSIENT_RPC = frozenset(
@@ -77,6 +77,8 @@ def unavailable(exc: BaseException) -> str | None:
         return f"Temporal did not answer ({exc.status.name}); try again shortly."
     if isinstance(exc, RPCTimeoutOrCancelledError):
         return "Temporal did not answer in time; try again shortly."
+    if isinstance(exc, InvitationBusy):
+        return f"{exc}."
     if isinstance(exc, OperationalError):
         return f"The database did not answer ({type(exc.orig or exc).__name__}); try again shortly."
     if isinstance(exc, httpx.HTTPError | Auth0TokenError):

@@ -62,11 +62,13 @@ QUERY_TIMEOUT = timedelta(seconds=10)
 # the grant's outcome; an update not taken in time is InvitationBusy (a 503 the Action retries),
 # a grant not done in time is `grant: "pending"` (the workflow keeps granting durably).
 REDEEM_BUDGET = timedelta(seconds=3)
+# Ids per visibility query when a list looks for rollback runs (latest_runs).
+ROLLBACK_QUERY_IDS = 100
 
 
-def initial_search_attributes(inp: InvitationInput) -> TypedSearchAttributes:
+def initial_search_attributes(inp: InvitationInput, status: Status = Status.PENDING) -> TypedSearchAttributes:
     pairs = [
-        SearchAttributePair(names.STATUS, "pending"),
+        SearchAttributePair(names.STATUS, status.value),
         SearchAttributePair(names.EMAIL, inp.email_search_value),
         SearchAttributePair(names.EXPIRES_AT, inp.expires_at),
     ]
@@ -304,10 +306,34 @@ def listed(execution: WorkflowExecution) -> InvitationSummary:
     )
 
 
+async def latest_runs(client: Client, executions: list[WorkflowExecution]) -> list[WorkflowExecution]:
+    """`executions` without the accepted runs a rollback has superseded (invites.rollback).
+
+    A closed run's search attributes cannot change, so a rolled-back invitation's accepted run
+    still reads `accepted` in visibility; its rollback run, under the same id, reads `revoked`.
+    One visibility query per ROLLBACK_QUERY_IDS accepted rows finds those rollback runs.
+    """
+    accepted = [e.id for e in executions if e.typed_search_attributes.get(names.STATUS) == Status.ACCEPTED]
+    superseded: set[str] = set()
+    for i in range(0, len(accepted), ROLLBACK_QUERY_IDS):
+        ids = ", ".join(f'"{workflow}"' for workflow in accepted[i : i + ROLLBACK_QUERY_IDS])
+        query = f'{list_query_base()} AND InvitationStatus="revoked" AND WorkflowId IN ({ids})'
+        superseded |= {e.id async for e in client.list_workflows(query)}
+    return [
+        e
+        for e in executions
+        if not (e.id in superseded and e.typed_search_attributes.get(names.STATUS) == Status.ACCEPTED)
+    ]
+
+
+def list_query_base() -> str:
+    return f'WorkflowType="{names.WORKFLOW_TYPE}"'
+
+
 def list_query(settings: Settings, status: str | None, email: str | None, ref: str | None) -> str:
     """The visibility query for a list of invitations (API, CLI): the email is matched in the
     form the index holds it (lower-cased, or its keyed hashes when payloads are encrypted)."""
-    clauses = [f'WorkflowType="{names.WORKFLOW_TYPE}"']
+    clauses = [list_query_base()]
     if status:
         clauses.append(f'InvitationStatus="{status}"')
     if email:

@@ -15,8 +15,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from api.deps import ManagerDep, ReaderDep, ServicesDep
-from api.errors import ApiError
-from invites import invitations, steering
+from api.errors import ApiError, unavailable
+from invites import invitations, rollback, steering
 from invites.ids import ID_PATTERN
 from invites.invitations import get_state, list_query
 from invites.models import Status
@@ -28,6 +28,7 @@ from invites.schemas import (
     InvitationPublic,
     ResendRequest,
     RevokeRequest,
+    RollbackRequest,
 )
 
 router = APIRouter(prefix="/v1/invitations", tags=["ops"])
@@ -69,7 +70,8 @@ async def list_invitations(
     token = _open_page_token(keys, query, page_token) if page_token else None
     page = services.temporal.list_workflows(query, page_size=page_size, next_page_token=token)
     await page.fetch_next_page()  # exactly one page per request
-    items = [invitations.listed(execution) for execution in page.current_page or []]
+    current = await invitations.latest_runs(services.temporal, list(page.current_page or []))
+    items = [invitations.listed(execution) for execution in current]
     next_token = page.next_page_token
     return InvitationPage(
         items=items, next_page_token=_seal_page_token(keys[0], query, next_token) if next_token else None
@@ -132,6 +134,40 @@ async def extend_invitation(
     """Move a pending invitation's expiry (at most 90 days from now)."""
     expires_at = body.expires_at or await services.clock() + timedelta(seconds=body.expires_in or 0)
     state = await invitations.extend(services.temporal, invitation_id, expires_at.astimezone(UTC))
+    return InvitationPublic.from_state(state)
+
+
+@router.post(
+    "/{invitation_id}/rollback",
+    response_model=InvitationPublic,
+    responses={
+        **NOT_FOUND,
+        **GONE_RESPONSE,
+        202: {"model": InvitationPublic, "description": "Under way; the workflow finishes it durably"},
+        409: {"model": ErrorBody, "description": "`not_accepted`: the invitation is pending (revoke it)"},
+        503: {"model": ErrorBody, "description": "The acceptance is still granting; retry shortly"},
+    },
+)
+async def rollback_invitation(
+    invitation_id: InvitationId,
+    body: RollbackRequest,
+    response: Response,
+    services: ServicesDep,
+    _: ManagerDep,
+) -> InvitationPublic:
+    """Undo a wrong acceptance: remove the roles its grant assigned (not roles the account held
+    before, nor roles another of its accepted invitations gives), its `app_metadata` entries and
+    the link to the funnel data; the invitation ends `revoked` with the reason.
+
+    Idempotent: asking again answers with the same rollback. 202 while it is still under way.
+    """
+    queue = services.settings.task_queue
+    try:
+        state = await rollback.roll_back(services.temporal, queue, invitation_id, body.reason)
+    except invitations.InvitationBusy:
+        raise unavailable("The invitation, still granting,") from None
+    if state.rollback == "pending":
+        response.status_code = 202
     return InvitationPublic.from_state(state)
 
 
