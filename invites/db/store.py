@@ -32,7 +32,7 @@ from invites.db.records import (
     WebhookReceipt,
 )
 from invites.db.tables import AccountLink, Invitation, Mail, WebhookReceiptRow
-from invites.db.transactions import transactions_for
+from invites.db.transactions import Transactions, transactions_for
 
 R = TypeVar("R")
 
@@ -46,6 +46,7 @@ class Store:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._tx = transactions_for(engine)
+        self.dialect = engine.dialect.name
         # Built once: an INSERT whose values come as parameters is compiled once and cached,
         # where `.values(...)` per call costs a new statement and its cache key every time.
         insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
@@ -53,6 +54,11 @@ class Store:
         self._insert_link = _insert_new(insert, AccountLink.__table__, "invitation_id")
         self._insert_mail = _insert_new(insert, Mail.__table__, "id")
         self._insert_receipt = _insert_new(insert, WebhookReceiptRow.__table__, "webhook_id")
+
+    @property
+    def transactions(self) -> Transactions:
+        """The store's transactions, for the stores of other tables (`invites/db/funnel.py`)."""
+        return self._tx
 
     def close(self) -> None:
         """Stop the threads and connections the store opened itself (the engine is the caller's)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, Dialect, ForeignKey, MetaData, Text
+from sqlalchemy import JSON, CheckConstraint, DateTime, Dialect, Float, ForeignKey, Index, MetaData, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -101,3 +101,31 @@ class WebhookReceiptRow(Base):
     status_code: Mapped[int]
     response: Mapped[Any]
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class FunnelRow(Base):
+    """One invitation's way through the funnel (`invites/db/funnel.py`): each stage's first time.
+
+    Written by the workflow's `record_funnel` local activity at every transition, so
+    GET /v1/stats/funnel counts rows here and never scans Temporal.
+    """
+
+    __tablename__ = "funnel"
+    __table_args__ = (
+        Index("ix_funnel_created_at", "created_at"),
+        Index("ix_funnel_source_created_at", "source", "created_at"),
+        Index("ix_funnel_campaign_created_at", "campaign", "created_at"),
+    )
+
+    invitation_id: Mapped[str] = mapped_column(primary_key=True)
+    source: Mapped[str | None]
+    campaign: Mapped[str | None]
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    opened_at: Mapped[datetime | None]
+    accepted_at: Mapped[datetime | None]
+    # Seconds from creation to acceptance, kept so percentiles need no date arithmetic in SQL.
+    time_to_accept_s: Mapped[float | None] = mapped_column(Float)
+    # `expired`, `revoked` or `undeliverable`: how a non-accepted invitation ended.
+    ended: Mapped[str | None]
+    ended_at: Mapped[datetime | None]

@@ -12,7 +12,7 @@ from invites.db.engine import create_engine
 from invites.db.migrate import config, upgrade, upgrade_sync
 from invites.db.tables import Base
 
-TABLES = {"invitations", "account_links", "outbox", "webhook_receipts", "alembic_version"}
+TABLES = {"invitations", "account_links", "outbox", "webhook_receipts", "funnel", "alembic_version"}
 
 
 async def schema_of(url: str) -> tuple[set[str], str]:

@@ -1,0 +1,172 @@
+"""The funnel table: each invitation's first time at every stage, and the counts read from it.
+
+The workflow records its transitions here (`activities/funnel.py`, a local activity), and
+`GET /v1/stats/funnel` and `/metrics` count rows; nothing scans Temporal. A stage is recorded
+once: the row is inserted by whichever fact comes first, and a stage's column is only written
+while it is empty, so a retried or replayed record changes nothing.
+
+Counts are per cohort: the invitations created in [from, to), each counted at every stage it
+reached (one created in the window and accepted after it counts as accepted).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Table, and_, case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from invites.db.store import Store
+from invites.db.tables import FunnelRow
+from invites.models import FunnelFact
+
+GroupBy = Literal["source", "campaign"]
+ENDINGS = ("expired", "revoked", "undeliverable")
+STAGE_COLUMNS = {"delivered": "delivered_at", "opened": "opened_at", "accepted": "accepted_at"}
+
+
+@dataclass
+class FunnelCounts:
+    """One group's counts (the stats endpoint adds the rate and the percentiles)."""
+
+    key: str | None
+    created: int = 0
+    delivered: int = 0
+    opened: int = 0
+    accepted: int = 0
+    expired: int = 0
+    revoked: int = 0
+    undeliverable: int = 0
+    p50: float | None = None
+    p90: float | None = None
+
+    @property
+    def accept_rate(self) -> float:
+        return round(self.accepted / self.created, 4) if self.created else 0.0
+
+
+class FunnelStore:
+    """The funnel's reads and writes, in the `Store`'s transactions (one per method)."""
+
+    def __init__(self, store: Store) -> None:
+        self._tx = store.transactions
+        table: Table = FunnelRow.__table__  # type: ignore[assignment]
+        self._table = table
+        insert = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
+        self._insert = insert(table).on_conflict_do_nothing().returning(table.c.invitation_id)
+
+    async def record(self, fact: FunnelFact) -> bool:
+        """Record one stage of one invitation; False when it was recorded before."""
+        return await self._tx.write(self._record, fact)
+
+    def _record(self, session: Session, fact: FunnelFact) -> bool:
+        t = self._table
+        inserted = session.scalar(
+            self._insert,
+            {
+                "invitation_id": fact.invitation_id,
+                "source": fact.source,
+                "campaign": fact.campaign,
+                "created_at": fact.created_at,
+            },
+        )
+        if fact.stage == "created":
+            return inserted is not None
+        row = t.c.invitation_id == fact.invitation_id
+        if fact.stage in ENDINGS:
+            stmt = update(t).where(row, t.c.ended.is_(None)).values(ended=fact.stage, ended_at=fact.at)
+        else:
+            column = STAGE_COLUMNS[fact.stage]
+            values: dict[str, Any] = {column: fact.at}
+            if fact.stage == "accepted":
+                values["time_to_accept_s"] = max(0.0, (fact.at - fact.created_at).total_seconds())
+            stmt = update(t).where(row, t.c[column].is_(None)).values(values)
+        return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+
+    async def counts(self, start: datetime, end: datetime, by: GroupBy) -> list[FunnelCounts]:
+        """Per group, the invitations created in [start, end): their stage counts and time to
+        accept (p50, p90, nearest rank), largest group first."""
+        return await self._tx.read(self._counts, start, end, by)
+
+    def _counts(self, session: Session, start: datetime, end: datetime, by: GroupBy) -> list[FunnelCounts]:
+        t = self._table
+        key = t.c[by]
+        window = and_(t.c.created_at >= start, t.c.created_at < end)
+        groups = {
+            row.key: FunnelCounts(
+                key=row.key, **{k: int(v or 0) for k, v in row._mapping.items() if k != "key"}
+            )
+            for row in session.execute(
+                select(key.label("key"), *_stage_counts(t)).where(window).group_by(key)
+            )
+        }
+        for key_value, p50, p90 in _percentiles(session, t, key, window):
+            groups[key_value].p50, groups[key_value].p90 = p50, p90
+        return sorted(groups.values(), key=lambda g: (-g.created, g.key or ""))
+
+    async def totals(self, sources: list[str] | None) -> dict[tuple[str, str], int]:
+        """All-time counts per (stage, source) for /metrics. With `sources`, a source outside
+        the list counts as `other` and no source as `none`; without, every source is `all`."""
+        return await self._tx.read(self._totals, sources)
+
+    def _totals(self, session: Session, sources: list[str] | None) -> dict[tuple[str, str], int]:
+        t = self._table
+        totals: dict[tuple[str, str], int] = defaultdict(int)
+        stmt = select(t.c.source.label("key"), *_stage_counts(t)).group_by(t.c.source)
+        for row in session.execute(stmt):
+            label = (
+                "all"
+                if not sources
+                else row.key
+                if row.key in sources
+                else "none"
+                if row.key is None
+                else "other"
+            )
+            for stage, count in row._mapping.items():
+                if stage != "key":
+                    totals[(stage, label)] += int(count or 0)
+        return dict(totals)
+
+
+def _stage_counts(t: Table) -> list[Any]:
+    return [
+        func.count().label("created"),
+        func.count(t.c.delivered_at).label("delivered"),
+        func.count(t.c.opened_at).label("opened"),
+        func.count(t.c.accepted_at).label("accepted"),
+        *(func.sum(case((t.c.ended == ending, 1), else_=0)).label(ending) for ending in ENDINGS),
+    ]
+
+
+def _percentiles(session: Session, t: Table, key: Any, window: Any) -> list[tuple[str | None, float, float]]:
+    """p50 and p90 of time to accept per group, by nearest rank (the value at rank ⌈p·n⌉), with
+    window functions both SQLite and PostgreSQL have; ⌈p·n⌉ in integer arithmetic."""
+    ranked = (
+        select(
+            key.label("key"),
+            t.c.time_to_accept_s.label("seconds"),
+            func.row_number().over(partition_by=key, order_by=t.c.time_to_accept_s).label("rank"),
+            func.count().over(partition_by=key).label("n"),
+        )
+        .where(window, t.c.time_to_accept_s.is_not(None))
+        .subquery()
+    )
+    p50_rank = (ranked.c.n + 1) // 2
+    p90_rank = (ranked.c.n * 9 + 9) // 10
+    rows = session.execute(
+        select(
+            ranked.c.key, ranked.c.seconds, ranked.c.rank, p50_rank.label("p50"), p90_rank.label("p90")
+        ).where((ranked.c.rank == p50_rank) | (ranked.c.rank == p90_rank))
+    ).all()
+    found: dict[str | None, dict[str, float]] = defaultdict(dict)
+    for row in rows:
+        if row.rank == row.p50:
+            found[row.key]["p50"] = float(row.seconds)
+        if row.rank == row.p90:
+            found[row.key]["p90"] = float(row.seconds)
+    return [(k, v["p50"], v["p90"]) for k, v in found.items()]
