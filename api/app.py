@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 from temporalio.service import RetryConfig
 
-from api import errors, redaction
+from api import docs_assets, errors, redaction
 from api.auth import Authenticator
 from api.limits import BodyLimit, RateLimits
 from api.metrics import ApiMetrics, MetricsMiddleware
@@ -84,9 +84,13 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         responses=errors.COMMON_RESPONSES,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
+        # /docs is served by api.docs_assets (Swagger UI from the API itself, no CDN); ReDoc,
+        # another CDN page, is not served.
+        docs_url=None,
+        redoc_url=None,
     )
+    if docs:
+        docs_assets.install(app, title="invites")
     errors.install(app)
     redaction.install()
 
