@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.first_mail import FirstMailActivities
     from activities.grant import GrantActivities
     from activities.mail import MailActivities
+    from activities.provisioning import ProvisioningActivities
     from activities.rollback import RollbackActivities
     from invites import temporal as names
     from invites.models import (
@@ -34,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         MailKind,
         RedeemInput,
         RedeemResult,
+        RemoveAccountInput,
         ResendInput,
         RevokeInput,
         RollbackGrantInput,
@@ -87,6 +89,8 @@ class InvitationWorkflow:
             self._timer.cancel()
         if self._state.status == Status.ACCEPTED:
             await self._grant()
+        if self._provisioned_unused():
+            await self._remove_unused_account()
         self._emit(f"invitation.{self._state.status.value}")
         # Every transition reaches the CRM before the run ends (and no handler is left running).
         await workflow.wait_condition(lambda: not self._events and workflow.all_handlers_finished())
@@ -96,9 +100,13 @@ class InvitationWorkflow:
 
     async def _invite(self) -> bool:
         """Look the address up (sign-up or log-in) and send the invitation mail; False when the
-        invitation ended first (revoked, or the mail refused for good)."""
+        invitation ended first (revoked, or the mail refused for good). A provisioned invitation
+        creates the account and mails its ticket instead, or falls back to the link."""
+        provisioned = self._inp.mode == "provisioned"
         handle = workflow.start_activity_method(
-            FirstMailActivities.look_up_and_invite,
+            ProvisioningActivities.provision_and_invite
+            if provisioned
+            else FirstMailActivities.look_up_and_invite,
             self._mail_input("invite"),
             task_queue=names.auth0_task_queue(workflow.info().task_queue),
             start_to_close_timeout=AUTH0_TIMEOUT,
@@ -108,6 +116,9 @@ class InvitationWorkflow:
         if not await self._unless_ended(handle):
             return False
         first = await handle  # a look-up that cannot succeed fails the run: ops see it
+        if provisioned:
+            self._state.mode, self._state.provisioned_user_id = first.mode, first.user_id
+            first = first.first
         self._state.screen_hint = first.screen_hint
         if first.refused is not None:
             self._undeliverable(first.refused)
@@ -161,12 +172,23 @@ class InvitationWorkflow:
     async def _send(self, kind: MailKind) -> bool:
         """Send one mail; False when it was not sent (ended meanwhile, or rejected for good)."""
         seq = self._state.mails_sent
-        handle = workflow.start_activity_method(
-            MailActivities.send_mail,
-            self._mail_input(kind),
-            start_to_close_timeout=MAIL_TIMEOUT,
-            retry_policy=MAIL_RETRY,
-        )
+        if self._state.provisioned_user_id is not None:
+            # A fresh ticket in every mail: Auth0 makes it, so the Auth0 queue sends it.
+            handle = workflow.start_activity_method(
+                ProvisioningActivities.send_ticket_mail,
+                self._mail_input(kind),
+                task_queue=names.auth0_task_queue(workflow.info().task_queue),
+                start_to_close_timeout=AUTH0_TIMEOUT,
+                heartbeat_timeout=AUTH0_HEARTBEAT,
+                retry_policy=MAIL_RETRY,
+            )
+        else:
+            handle = workflow.start_activity_method(
+                MailActivities.send_mail,
+                self._mail_input(kind),
+                start_to_close_timeout=MAIL_TIMEOUT,
+                retry_policy=MAIL_RETRY,
+            )
         if not await self._unless_ended(handle):
             return False
         try:
@@ -198,6 +220,8 @@ class InvitationWorkflow:
             locale=self._inp.locale,
             screen_hint=self._state.screen_hint,
             expires_at=self._state.expires_at,
+            mode=self._state.mode,
+            user_id=self._state.provisioned_user_id,
         )
 
     def _sent(self, seq: int) -> None:
@@ -229,6 +253,7 @@ class InvitationWorkflow:
                     roles=self._inp.roles,
                     app_metadata=self._inp.app_metadata,
                     verify_email=self._inp.email if self._verify_email(req) else None,
+                    invites_marks=self._invites_marks(req),
                 ),
                 start_to_close_timeout=AUTH0_TIMEOUT,
                 heartbeat_timeout=AUTH0_HEARTBEAT,
@@ -273,6 +298,51 @@ class InvitationWorkflow:
         self._emit("invitation.rolled_back")
         await workflow.wait_condition(lambda: not self._events and workflow.all_handlers_finished())
         return self._state
+
+    def _invites_marks(self, req: RedeemInput) -> dict[str, str]:
+        """What the grant sets in `app_metadata.invites`: the account this invitation provisioned
+        is `active` now; a claim marks the account asked (the Action asks no more)."""
+        marks: dict[str, str] = {}
+        if req.user.user_id == self._state.provisioned_user_id:
+            marks["status"] = "active"
+        if req.via == "claim":
+            marks["claimed_at"] = (self._state.accepted_at or workflow.now()).isoformat()
+        return marks
+
+    def _provisioned_unused(self) -> bool:
+        """A provisioned invitation that ended without its account accepting it (expired,
+        revoked, undeliverable, or claimed by another account). Not one that fell back to the
+        link: the account it found is not ours."""
+        return (
+            self._inp.mode == "provisioned"
+            and self._state.mode == "provisioned"
+            and (
+                self._state.accepted_by is None or self._state.accepted_by != self._state.provisioned_user_id
+            )
+        )
+
+    async def _remove_unused_account(self) -> None:
+        """Remove the account made ahead if nobody ever signed in to it (never one that did)."""
+        try:
+            await workflow.execute_activity_method(
+                ProvisioningActivities.remove_unused_account,
+                RemoveAccountInput(
+                    invitation_id=self._inp.invitation_id,
+                    email=self._inp.email,
+                    user_id=self._state.provisioned_user_id,
+                ),
+                task_queue=names.auth0_task_queue(workflow.info().task_queue),
+                start_to_close_timeout=AUTH0_TIMEOUT,
+                heartbeat_timeout=AUTH0_HEARTBEAT,
+                retry_policy=AUTH0_RETRY,
+            )
+        except ActivityError as err:
+            # Refused for good (Auth0 refuses the delete): the account stays; ops see why.
+            cause = err.cause.message if isinstance(err.cause, FailureError) else str(err)
+            workflow.logger.warning(
+                "pre-created account not removed",
+                extra={"invitation_id": self._inp.invitation_id, "error": cause},
+            )
 
     def _verify_email(self, req: RedeemInput) -> bool:
         """The invitation mail proved the person reads the invited address: mark it verified when
