@@ -40,6 +40,7 @@ from activities.first_mail import FirstMailActivities
 from activities.grant import GrantActivities
 from activities.mail import MailActivities, MailRenderer, MailSender, OutboxSender, SendGridSender
 from activities.maintenance import MaintenanceActivities
+from activities.provisioning import ProvisionedUsers, ProvisioningActivities
 from activities.rollback import RollbackActivities
 from invites.auth0 import Auth0Management
 from invites.db.engine import create_engine
@@ -79,6 +80,7 @@ class Activities:
     mail: MailActivities
     grant: GrantActivities
     rollback: RollbackActivities
+    provisioning: ProvisioningActivities
     crm: CrmActivities
     maintenance: MaintenanceActivities
 
@@ -106,6 +108,11 @@ async def build_activities(settings: Settings) -> AsyncIterator[Activities]:
                 rollback=RollbackActivities(auth0, store),
                 crm=CrmActivities(_crm_backend(settings, http)),
                 maintenance=MaintenanceActivities(store),
+                provisioning=ProvisioningActivities(
+                    ProvisionedUsers(Auth0Management(settings, http), settings.auth0_database_connection),
+                    mail,
+                    settings.provisioned_result_url,
+                ),
             )
         finally:
             store.close()
@@ -156,7 +163,13 @@ def build_workers(client: Client, settings: Settings, acts: Activities) -> list[
     auth0 = Worker(
         client,
         task_queue=auth0_task_queue(settings.task_queue),
-        activities=[acts.first_mail.look_up_and_invite],
+        activities=[
+            acts.first_mail.look_up_and_invite,
+            # Provisioned invitations: their Auth0 calls are paced with the look-ups'.
+            acts.provisioning.provision_and_invite,
+            acts.provisioning.send_ticket_mail,
+            acts.provisioning.remove_unused_account,
+        ],
         max_concurrent_activities=MAX_CONCURRENT_AUTH0_ACTIVITIES,
         max_task_queue_activities_per_second=settings.max_task_queue_activities_per_second,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
