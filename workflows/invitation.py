@@ -20,19 +20,24 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 with workflow.unsafe.imports_passed_through():
     from activities.crm import CrmActivities
     from activities.first_mail import FirstMailActivities
+    from activities.funnel import FunnelActivities
     from activities.grant import GrantActivities
     from activities.mail import MailActivities
     from activities.provisioning import ProvisioningActivities
     from activities.rollback import RollbackActivities
     from invites import temporal as names
     from invites.models import (
+        DeliveryInput,
         ExtendInput,
+        FunnelFact,
+        FunnelStage,
         GrantInput,
         InvitationEvent,
         InvitationInput,
         InvitationState,
         MailInput,
         MailKind,
+        OpenedInput,
         RedeemInput,
         RedeemResult,
         RemoveAccountInput,
@@ -54,6 +59,10 @@ AUTH0_TIMEOUT = timedelta(seconds=60)
 AUTH0_HEARTBEAT = timedelta(seconds=5)
 MAIL_TIMEOUT = timedelta(seconds=60)
 CRM_TIMEOUT = timedelta(seconds=60)
+# The funnel record is a local activity on our own database: short, retried until it is written.
+FUNNEL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+FUNNEL_TIMEOUT = timedelta(seconds=10)
+FUNNEL_ENDINGS = ("accepted", "expired", "revoked", "undeliverable")
 
 
 @workflow.defn(name=names.WORKFLOW_TYPE)
@@ -72,12 +81,15 @@ class InvitationWorkflow:
         self._timer_deadline: datetime | None = None
         self._events: list[InvitationEvent] = []
         self._publisher: asyncio.Task[None] | None = None
+        self._facts: list[FunnelFact] = []
+        self._recorder: asyncio.Task[None] | None = None
 
     @workflow.run
     async def run(self, inp: InvitationInput) -> InvitationState:
         if inp.rollback is not None:
             return await self._roll_back(inp.rollback)
         self._emit("invitation.created")
+        self._record("created", self._inp.created_at)
         if await self._invite():
             self._emit("invitation.sent")
             while self._state.status == Status.PENDING:
@@ -92,8 +104,13 @@ class InvitationWorkflow:
         if self._provisioned_unused():
             await self._remove_unused_account()
         self._emit(f"invitation.{self._state.status.value}")
-        # Every transition reaches the CRM before the run ends (and no handler is left running).
-        await workflow.wait_condition(lambda: not self._events and workflow.all_handlers_finished())
+        if self._state.status.value in FUNNEL_ENDINGS:
+            self._record(self._state.status.value, self._state.ended_at)  # type: ignore[arg-type]
+        # Every transition reaches the CRM and the funnel before the run ends (and no handler
+        # is left running).
+        await workflow.wait_condition(
+            lambda: not self._events and not self._facts and workflow.all_handlers_finished()
+        )
         return self._state
 
     # --- inviting and waiting: the first mail, reminders, expiry, resends ----------------------
@@ -164,7 +181,7 @@ class InvitationWorkflow:
 
     def _next_reminder_at(self) -> datetime | None:
         offsets = self._inp.reminders[self._state.reminders_sent :]
-        if not offsets or self._first_sent_at is None:
+        if not offsets or self._first_sent_at is None or self._state.reminders_stopped:
             return None
         at = self._first_sent_at + timedelta(seconds=offsets[0])
         return at if at < self._state.expires_at else None
@@ -410,6 +427,29 @@ class InvitationWorkflow:
         if self._state.status == Status.PENDING:
             self._resends.append(inp)
 
+    @workflow.signal
+    def delivery(self, inp: DeliveryInput) -> None:
+        """A SendGrid event about one of the mails (api/routes/sendgrid_events.py). Each effect
+        happens once, so a repeated event changes nothing."""
+        if inp.event == "delivered":
+            if self._state.delivered_at is None:
+                self._state.delivered_at = inp.at
+                self._record("delivered", inp.at)
+        elif self._state.status != Status.PENDING:
+            return  # an ended invitation stays as it ended
+        elif inp.event in ("bounce", "dropped"):
+            self._undeliverable(inp.reason or f"SendGrid reported the mail {inp.event}")
+        elif self._state.reminders_stopped is None:  # spamreport, unsubscribe: still valid
+            self._state.reminders_stopped = inp.event
+            self._deadline_moved = True  # the wait re-arms for the expiry alone
+
+    @workflow.signal
+    def opened(self, inp: OpenedInput) -> None:
+        """The link was opened (GET /i/{token}); the first opening counts. It uses nothing up."""
+        if self._state.opened_at is None:
+            self._state.opened_at = inp.at
+            self._record("opened", inp.at)
+
     # --- bookkeeping: search attributes and CRM events ------------------------------------------
 
     def _end(self, status: Status) -> None:
@@ -427,6 +467,32 @@ class InvitationWorkflow:
         if self._inp.external_ref:
             pairs.append(SearchAttributePair(names.REF, self._inp.external_ref))
         workflow.upsert_search_attributes(TypedSearchAttributes(pairs))
+
+    def _record(self, stage: FunnelStage, at: datetime | None) -> None:
+        """Queue a funnel stage for our database (GET /v1/stats/funnel); the story goes on."""
+        self._facts.append(
+            FunnelFact(
+                invitation_id=self._inp.invitation_id,
+                stage=stage,
+                at=at or workflow.now(),
+                created_at=self._inp.created_at,
+                source=self._inp.source,
+                campaign=self._inp.campaign,
+            )
+        )
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_in_order())
+
+    async def _record_in_order(self) -> None:
+        """One local activity per stage (a marker in history), each retried until written."""
+        while self._facts:
+            await workflow.execute_local_activity_method(
+                FunnelActivities.record_funnel,
+                self._facts[0],
+                start_to_close_timeout=FUNNEL_TIMEOUT,
+                retry_policy=FUNNEL_RETRY,
+            )
+            self._facts.pop(0)
 
     def _emit(self, event_type: str) -> None:
         """Queue a transition for the CRM; the story goes on at once."""
@@ -473,4 +539,6 @@ class InvitationWorkflow:
             expires_at=s.expires_at,
             accepted_at=s.accepted_at,
             reminders_sent=s.reminders_sent,
+            delivered_at=s.delivered_at,
+            opened_at=s.opened_at,
         )
