@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     temporal_api_key: SecretStr | None = None
     temporal_tls: bool = False
     temporal_ui_port: int = 8233
+    # Where people open the Temporal UI (links from /ops and the `invites dev` banner to each
+    # run); unset: http://127.0.0.1:<temporal_ui_port>, the one `invites dev` starts.
+    temporal_ui_url: str = ""
     # Browser origins of the Temporal UI, allowed (CORS) to call the codec endpoint.
     ui_origins: list[str] = ["http://127.0.0.1:8233", "http://localhost:8233"]
     task_queue: str = "invitations"
@@ -260,6 +263,7 @@ class Settings(BaseSettings):
         """Addresses that follow from others unless set: one port change moves them all."""
         auth0 = self.auth0_base_url.rstrip("/")
         self.public_base_url = self.public_base_url or f"http://{self.api_host}:{self.api_port}"
+        self.temporal_ui_url = self.temporal_ui_url or f"http://127.0.0.1:{self.temporal_ui_port}"
         self.provisioned_result_url = self.provisioned_result_url or f"{self.public_base_url.rstrip('/')}/app"
         self.auth0_audience = self.auth0_audience or f"{auth0}/api/v2/"
         self.auth0_issuer = self.auth0_issuer or f"{auth0}/"
