@@ -37,6 +37,7 @@ from urllib3.util.retry import Retry
 from activities.auth0 import Auth0Users
 from activities.crm import CrmActivities, CrmBackend, HubSpotCrm, NoCrm, WebhookCrm
 from activities.first_mail import FirstMailActivities
+from activities.funnel import FunnelActivities
 from activities.grant import GrantActivities
 from activities.mail import MailActivities, MailRenderer, MailSender, OutboxSender, SendGridSender
 from activities.maintenance import MaintenanceActivities
@@ -44,6 +45,7 @@ from activities.provisioning import ProvisionedUsers, ProvisioningActivities
 from activities.rollback import RollbackActivities
 from invites.auth0 import Auth0Management
 from invites.db.engine import create_engine
+from invites.db.funnel import FunnelStore
 from invites.db.migrate import upgrade
 from invites.db.store import Store
 from invites.eventloop import loop_factory
@@ -83,6 +85,7 @@ class Activities:
     provisioning: ProvisioningActivities
     crm: CrmActivities
     maintenance: MaintenanceActivities
+    funnel: FunnelActivities
 
 
 @contextlib.asynccontextmanager
@@ -108,6 +111,7 @@ async def build_activities(settings: Settings) -> AsyncIterator[Activities]:
                 rollback=RollbackActivities(auth0, store),
                 crm=CrmActivities(_crm_backend(settings, http)),
                 maintenance=MaintenanceActivities(store),
+                funnel=FunnelActivities(FunnelStore(store)),
                 provisioning=ProvisioningActivities(
                     ProvisionedUsers(Auth0Management(settings, http), settings.auth0_database_connection),
                     mail,
@@ -155,6 +159,7 @@ def build_workers(client: Client, settings: Settings, acts: Activities) -> list[
             acts.rollback.roll_back_grant,
             acts.crm.publish_event,
             acts.maintenance.purge_webhook_receipts,
+            acts.funnel.record_funnel,  # a local activity of the invitation workflow
         ],
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_cached_workflows=MAX_CACHED_WORKFLOWS,
