@@ -119,6 +119,8 @@ class Creator:
                     "reminders",
                     "email_policy",
                     "mode",
+                    "source",
+                    "campaign",
                 },
             ),
         )
@@ -143,6 +145,8 @@ class Creator:
             reminders=body.reminders,
             email_policy=body.email_policy,
             mode=body.mode,
+            source=body.source,
+            campaign=body.campaign,
         )
 
     async def reissue(self, invitation_id: str) -> Created:
@@ -192,6 +196,8 @@ class Creator:
                 reminders=reminders if reminders is not None else _seconds(self.settings.default_reminders),
                 email_policy=old.email_policy,
                 mode=asked.get("mode") or "link",
+                source=asked.get("source"),
+                campaign=asked.get("campaign"),
                 reissued_from=invitation_id,
                 email_key=email_search_keys(self.settings, old.email)[0],
                 publish_events=self.settings.crm_backend != "none",
@@ -228,6 +234,8 @@ def workflow_input(
     email_policy: EmailPolicy | None = None,
     reissued_from: str | None = None,
     mode: Mode = "link",
+    source: str | None = None,
+    campaign: str | None = None,
 ) -> InvitationInput:
     """The workflow's input, with what the settings decide: the default reminders and email
     policy, the address's search key (hashed when payloads are encrypted), and whether the
@@ -248,11 +256,18 @@ def workflow_input(
         email_key=email_search_keys(settings, email)[0],
         publish_events=settings.crm_backend != "none",
         mode=mode,
+        source=source,
+        campaign=campaign,
     )
 
 
 def request_fingerprint(body: InvitationCreate) -> str:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    # Fields added after a release count only when given, so a repeat of an older create keeps
+    # its fingerprint (and stays a 200, not an idempotency_conflict).
+    added_unset = {name for name in ("source", "campaign") if getattr(body, name) is None}
+    canonical = json.dumps(
+        body.model_dump(mode="json", exclude=added_unset), sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
