@@ -132,6 +132,7 @@ def _mail_sender(settings: Settings) -> MailSender:
         settings.mail_from,
         settings.mail_from_name,
         {"invite": settings.sendgrid_template_invite, "reminder": settings.sendgrid_template_reminder},
+        keeps_content=settings.mail_outbox_copy,
     )
 
 
