@@ -43,6 +43,7 @@ class RenderedMail(BaseModel):
     link: str
     invitation_id: str
     locale: str
+    seq: int = 0  # which mail of the invitation (MailInput.seq)
 
 
 class MailRenderer:
@@ -89,6 +90,7 @@ class MailRenderer:
             link=link,
             invitation_id=inp.invitation_id,
             locale=locale,
+            seq=inp.seq,
         )
 
 
@@ -109,9 +111,11 @@ class OutboxSender:
 
 
 class SendGridSender:
-    """SendGrid v3 through the official SDK (sync, so it runs in a thread)."""
+    """SendGrid v3 through the official SDK (sync, so it runs in a thread).
 
-    keeps_content = False
+    Every mail carries `custom_args` (`invitation_id`, `seq`, `mail_kind`): SendGrid returns them
+    in each Event Webhook event, which is how `POST /v1/webhooks/sendgrid` finds the invitation.
+    """
 
     def __init__(
         self,
@@ -119,7 +123,12 @@ class SendGridSender:
         sender: str,
         sender_name: str,
         templates: dict[str, str | None] | None = None,
+        *,
+        keeps_content: bool = False,
     ):
+        # False: SendGrid's copy is the record and ours keeps no link. True only in development
+        # (INVITES_MAIL_OUTBOX_COPY), where /dev/outbox shows the mail the fake SendGrid took.
+        self.keeps_content = keeps_content
         # The SDK's HTTP client logs request bodies (our links) and headers (the API key) at
         # DEBUG: keep that logger above DEBUG whatever the application's level.
         logging.getLogger("python_http_client").setLevel(logging.INFO)
@@ -168,6 +177,7 @@ class SendGridSender:
             )
         message.custom_arg = [
             CustomArg("invitation_id", mail.invitation_id),
+            CustomArg("seq", str(mail.seq)),
             CustomArg("mail_kind", mail.kind),
         ]
         return message
