@@ -31,12 +31,16 @@ from sandbox.login import (
 )
 from sandbox.rate_limit import TokenBucket
 from sandbox.signing import SigningKeys
+from sandbox.tickets import PasswordTickets
 
 API = "/api/v2"
 # The sandbox's published dev credentials (SPEC section 7), never valid against a real tenant.
 DEV_CLIENT_ID = "dev-client"
 DEV_CLIENT_SECRET = "dev-secret"  # noqa: S105
-MANAGEMENT_SCOPES = "read:users update:users create:users read:roles create:role_members delete:role_members"
+MANAGEMENT_SCOPES = (
+    "read:users update:users create:users delete:users create:user_tickets read:roles create:role_members "
+    "delete:role_members"
+)
 CREATE_USER_FIELDS = {
     "connection",
     "email",
@@ -123,6 +127,8 @@ class Auth0Fake(FakeService):
         self.rate_limit = TokenBucket(rate_limit, burst=burst, clock=clock) if rate_limit else None
         self.tokens_issued = 0
         self.signing = SigningKeys(Path(state_path).with_suffix(".keys.json") if state_path else None)
+        tickets_path = Path(state_path).with_suffix(".tickets.json") if state_path else None
+        self.tickets = PasswordTickets(self.tenant, path=tickets_path, clock=clock)
         secrets = {"INVITES_WEBHOOK_URL": webhook_url, "INVITES_WEBHOOK_SECRET": webhook_secret}
         if claim_namespace:
             secrets["INVITES_CLAIM_NAMESPACE"] = claim_namespace
@@ -214,10 +220,12 @@ class Auth0Fake(FakeService):
             web.post(f"{API}/users", self.create_user_route),
             web.get(f"{API}/users/{{id}}", self.get_user),
             web.patch(f"{API}/users/{{id}}", self.update_user),
+            web.delete(f"{API}/users/{{id}}", self.delete_user),
             web.get(f"{API}/roles", self.list_roles),
             web.get(f"{API}/users/{{id}}/roles", self.list_user_roles),
             web.post(f"{API}/users/{{id}}/roles", self.assign_user_roles),
             web.delete(f"{API}/users/{{id}}/roles", self.remove_user_roles),
+            *self.tickets.routes(),
             *self.login.routes(),
         ]
 
@@ -310,6 +318,11 @@ class Auth0Fake(FakeService):
                 )
         user = self.tenant.update_user(request.match_info["id"], body)
         return web.json_response(_render(user))
+
+    async def delete_user(self, request: web.Request) -> web.Response:
+        """DELETE /users/{id}: 204, whether or not the user existed (as Auth0 answers)."""
+        self.tenant.delete_user(request.match_info["id"])
+        return web.Response(status=204)
 
     async def list_roles(self, request: web.Request) -> web.Response:
         """GET /roles?name_filter= (case-insensitive substring), offset-paged."""
