@@ -133,6 +133,7 @@ class Tenant:
             ],
             "created_at": now,
             "updated_at": now,
+            "logins_count": 0,  # until the first login (record_login)
             "app_metadata": dict(app_metadata or {}),
             "user_metadata": dict(user_metadata or {}),
             **profile,
@@ -185,6 +186,14 @@ class Tenant:
         user["updated_at"] = self.now_iso()
         self.save()
         return user
+
+    def delete_user(self, user_id: str) -> bool:
+        """Remove a user with its password and roles; False when there was none."""
+        existed = self.users.pop(user_id, None) is not None
+        self.passwords.pop(user_id, None)
+        self.user_roles.pop(user_id, None)
+        self.save()
+        return existed
 
     def user_in(self, connection: str, email: str) -> dict[str, Any] | None:
         """The user of a connection with this email (database emails are compared lower-cased)."""
