@@ -18,7 +18,7 @@ from api import docs_assets, errors, redaction
 from api.auth import Authenticator
 from api.limits import BodyLimit, RateLimits
 from api.metrics import ApiMetrics, MetricsMiddleware
-from api.routes import codec, dev, funnel, health, link, me, ops, webhook
+from api.routes import codec, dev, funnel, health, link, me, ops, sendgrid_events, stats, webhook
 from api.services import Services
 from invites.auth0 import Auth0Management
 from invites.creation import Clock, wall_clock
@@ -118,6 +118,8 @@ def create_app(
         funnel.router,
         link.router,
         webhook.router,
+        sendgrid_events.router,
+        stats.router,
         ops.router,
         me.router,
         health.router,

@@ -27,8 +27,14 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Caps by path prefix, the first that matches; DEFAULT_BODY_BYTES elsewhere. An invitation's
-# body holds at most 64 KiB of data and 16 KiB of app_metadata (invites.schemas).
-BODY_CAPS = (("/v1/webhooks/", 16 * 1024), ("/codec/", 4 * 1024 * 1024), ("/v1/invitations", 128 * 1024))
+# body holds at most 64 KiB of data and 16 KiB of app_metadata (invites.schemas). SendGrid posts
+# its events in batches: 1 MiB holds a couple of thousand events (a few hundred bytes each).
+BODY_CAPS = (
+    ("/v1/webhooks/sendgrid", 1024 * 1024),
+    ("/v1/webhooks/", 16 * 1024),
+    ("/codec/", 4 * 1024 * 1024),
+    ("/v1/invitations", 128 * 1024),
+)
 DEFAULT_BODY_BYTES = 64 * 1024
 LINKS = "/i/"
 

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from invites.db.funnel import FunnelStore
+from invites.db.store import Store
+
+# The funnel's totals are read from the database at most this often per process.
+FUNNEL_REFRESH_S = 5.0
 
 
 class ApiMetrics:
@@ -32,6 +41,43 @@ class ApiMetrics:
             ["route", "reason"],
             registry=self.registry,
         )
+        self.sendgrid_events = Counter(
+            "invites_sendgrid_events",
+            "SendGrid Event Webhook events by what became of them (applied, duplicates, ignored, invalid)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.funnel = FunnelCollector()
+        self.registry.register(self.funnel)
+
+    async def refresh_funnel(self, store: Store, sources: list[str]) -> None:
+        """Read the funnel's totals for the next scrape (every replica reports the same totals)."""
+        if time.monotonic() - self.funnel.read_at < FUNNEL_REFRESH_S:
+            return
+        self.funnel.totals = await FunnelStore(store).totals(sources or None)
+        self.funnel.by_source = bool(sources)
+        self.funnel.read_at = time.monotonic()
+
+
+class FunnelCollector(Collector):
+    """`invites_funnel_invitations_total{stage[,source]}`: invitations that reached each stage,
+    from the funnel table (so the same numbers as GET /v1/stats/funnel, all time). `source` is a
+    label only when INVITES_FUNNEL_SOURCES lists the sources: unlisted ones count as `other`, none
+    as `none`, and the label's values stay bounded. Campaigns are never a label."""
+
+    def __init__(self) -> None:
+        self.totals: dict[tuple[str, str], int] = {}
+        self.by_source = False
+        self.read_at = float("-inf")
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["stage", "source"] if self.by_source else ["stage"]
+        family = CounterMetricFamily(
+            "invites_funnel_invitations", "Invitations that reached each funnel stage", labels=labels
+        )
+        for (stage, source), value in sorted(self.totals.items()):
+            family.add_metric([stage, source] if self.by_source else [stage], value)
+        yield family
 
 
 class MetricsMiddleware:

@@ -63,4 +63,5 @@ async def metrics(request: Request, services: ServicesDep) -> Response:
         expected = f"Bearer {token.get_secret_value()}".encode()
         if not hmac.compare_digest(request.headers.get("authorization", "").encode(), expected):
             raise ApiError(401, "unauthorized", "Scrape /metrics with INVITES_METRICS_TOKEN as bearer token.")
+    await services.metrics.refresh_funnel(services.store, services.settings.funnel_sources)
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
