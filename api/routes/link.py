@@ -1,20 +1,28 @@
-"""GET /i/{token}: the link in the mail. Opening it never uses it up (mail scanners fetch links)."""
+"""GET /i/{token}: the link in the mail. Opening it never uses it up (mail scanners fetch links).
+
+The first opening of a valid link is told to the workflow (`opened` signal: `opened_at`, the
+funnel's "opened"); later ones send nothing, since the state already shows the first.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from temporalio.service import RPCError
 
 from api.deps import ServicesDep
-from invites.invitations import InvitationNotFound, get_state
-from invites.models import InvitationState, Status
+from api.services import Services
+from invites.invitations import InvitationNotFound, get_state, handle_for
+from invites.models import InvitationState, OpenedInput, Status
 from invites.tokens import InvalidToken
 
 router = APIRouter(tags=["invitee"])
+log = logging.getLogger("invites.api.link")
 _pages = Environment(
     loader=FileSystemLoader(Path(__file__).parent.parent / "templates"), autoescape=select_autoescape()
 )
@@ -69,11 +77,26 @@ async def open_link(token: str, services: ServicesDep) -> Response:
         return page(410, *GONE[Status.EXPIRED])
     if link.generation < state.generation:
         return page(410, *STALE)
+    if state.opened_at is None:
+        await _record_first_open(services, link.invitation_id)
     return RedirectResponse(
         signin_url(services.settings.signin_url, token, state),
         status_code=302,
         headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
     )
+
+
+async def _record_first_open(services: Services, invitation_id: str) -> None:
+    """Signal the opening; the invitee is sent on whatever Temporal answers (the state query
+    just worked, so a failure here is rare, and an open is not worth a lost sign-in)."""
+    try:
+        await handle_for(services.temporal, invitation_id).signal(
+            "opened", OpenedInput(at=await services.clock())
+        )
+    except (RPCError, RuntimeError) as exc:  # RuntimeError: a lazy client that cannot connect
+        log.warning(
+            "first open not recorded", extra={"invitation_id": invitation_id, "error": type(exc).__name__}
+        )
 
 
 def signin_url(base: str, token: str, state: InvitationState) -> str:
