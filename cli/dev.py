@@ -3,8 +3,14 @@
 Parts: the Temporal dev server with its UI (state in `.invites/temporal.db`, search attributes
 registered), the Auth0 sandbox (`python -m sandbox`, state in `.invites/`), the worker and the
 API.
-Each part's output is prefixed with its name; Ctrl-C stops them all; a second start finds the
-earlier state. Children are separate processes, so nothing here imports the worker or sandbox.
+Each part's output is prefixed with its name; a second start finds the earlier state. Children
+are separate processes, so nothing here imports the worker or sandbox.
+
+Ctrl-C stops the parts that use Temporal first (API, worker, sandbox), then Temporal, and ends
+with a "stopped" line. The dev server's own system workers log a warning for each poll its
+shutdown cuts off (`Failed to poll for task.`, a `network dial error`): a dozen lines of noise
+on every stop, so Temporal's WARN lines are not relayed once it has been asked to stop (its
+errors still are).
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ STATE_DIR = Path(".invites")
 # defaults and the sandbox, which production refuses (SPEC §10). Every part it starts gets it.
 DEV_ENV = {"INVITES_ENV": "development"}
 READY_TIMEOUT_S = 60
+STOP_GRACE_S = 15  # per part, after SIGTERM
+RELAY_DRAIN_S = 2  # for the parts' last lines once they have exited
 
 
 @dataclass
@@ -105,6 +113,8 @@ def parts(settings: Settings) -> list[Part]:
                 settings.claim_namespace,
                 "--api-audience",
                 settings.api_audience,
+                "--home-url",
+                f"{settings.public_base_url.rstrip('/')}/dev",
             ],
             sandbox_port,
             "INVITES_AUTH0_BASE_URL",
@@ -137,10 +147,15 @@ async def wait_for_port(port: int) -> None:
             await asyncio.sleep(0.2)
 
 
-async def _relay(name: str, stream: asyncio.StreamReader) -> None:
+async def _relay(name: str, stream: asyncio.StreamReader, quiet: asyncio.Event) -> None:
+    """Copy a part's output, each line prefixed with its name; once `quiet` is set, Temporal's
+    warnings are dropped (its shutdown noise, see the module's docstring)."""
     width = 9
     while line := await stream.readline():
-        sys.stdout.write(f"{name:<{width}}| {line.decode(errors='replace')}")
+        text = line.decode(errors="replace")
+        if quiet.is_set() and name == "temporal" and "level=WARN" in text:
+            continue
+        sys.stdout.write(f"{name:<{width}}| {text}")
         sys.stdout.flush()
 
 
@@ -155,7 +170,7 @@ async def run_dev(settings: Settings | None = None) -> None:
 
     procs: list[asyncio.subprocess.Process] = []
     relays: list[asyncio.Task[None]] = []
-    stop = asyncio.Event()
+    stop, quiet = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -175,10 +190,10 @@ async def run_dev(settings: Settings | None = None) -> None:
             )
             procs.append(proc)
             if proc.stdout is not None:
-                relays.append(asyncio.create_task(_relay(part.name, proc.stdout)))
+                relays.append(asyncio.create_task(_relay(part.name, proc.stdout, quiet)))
             if part.port:
                 await wait_for_port(part.port)
-        _banner(settings)
+        print(banner(settings), flush=True)
         waits = [asyncio.create_task(p.wait()) for p in procs]
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([*waits, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -189,33 +204,53 @@ async def run_dev(settings: Settings | None = None) -> None:
                 file=sys.stderr,
             )
     finally:
-        for proc in reversed(procs):
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in reversed(procs):
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
+        # Temporal (the first part) last: the others use it until they have stopped.
+        await _stop(procs[1:])
+        quiet.set()
+        await _stop(procs[:1])
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(RELAY_DRAIN_S):  # the parts' last lines, then ours
+                await asyncio.gather(*relays, return_exceptions=True)
         for task in relays:
             task.cancel()
+        print("invites dev: stopped", flush=True)
 
 
-def _banner(settings: Settings) -> None:
-    print(
-        "\n".join(
-            [
-                "",
-                "invites dev is up",
-                f"  API             http://{settings.api_host}:{settings.api_port}/docs",
-                f"  Temporal UI     http://127.0.0.1:{settings.temporal_ui_port}",
-                f"  Temporal        {settings.temporal_address}",
-                f"  Auth0 sandbox   {settings.auth0_base_url} (client dev-client / dev-secret)",
-                "  API key         dev-api-key",
-                f"  webhook secret  {DEV_WEBHOOK_SECRET}",
-                "Ctrl-C stops everything; state stays in .invites/",
-                "",
-            ]
-        ),
-        flush=True,
+async def _stop(procs: list[asyncio.subprocess.Process]) -> None:
+    """SIGTERM to each (together), then wait for each; one that outstays its grace is killed."""
+    for proc in reversed(procs):
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in reversed(procs):
+        try:
+            await asyncio.wait_for(proc.wait(), STOP_GRACE_S)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+def banner(settings: Settings) -> str:
+    """What `invites dev` prints once every part is up: where the story starts, then the parts."""
+    api = settings.public_base_url.rstrip("/")
+    story = [
+        (f"{api}/dev", "the funnel form: create an invitation"),
+        (f"{api}/dev/outbox", "the invitation mail: open its link, sign up or sign in"),
+        (f"{api}/app", "the customer space: the account, its roles, the data sent"),
+        (settings.temporal_ui_url.rstrip("/"), "the Temporal UI: the invitation's workflow"),
+    ]
+    width = max(len(url) for url, _ in story)
+    return "\n".join(
+        [
+            "",
+            "invites dev is up. The story starts here:",
+            *(f"  {n}. {url:<{width}}  {what}" for n, (url, what) in enumerate(story, 1)),
+            "",
+            f"  API             {api} (docs {api}/docs, ops {api}/ops)",
+            f"  Temporal        {settings.temporal_address}",
+            f"  Auth0 sandbox   {settings.auth0_base_url} (client dev-client / dev-secret)",
+            "  API key         dev-api-key",
+            f"  webhook secret  {DEV_WEBHOOK_SECRET}",
+            "Ctrl-C stops everything; state stays in .invites/",
+            "",
+        ]
     )

@@ -16,12 +16,14 @@ from pathlib import Path
 
 from sandbox.action_runner import ACTION_TIMEOUT_S, DEFAULT_ACTION
 from sandbox.auth0_api import Auth0Fake
+from sandbox.home import home_routes
 from sandbox.login import (
     DEFAULT_API_AUDIENCE,
     DEFAULT_REDIRECT_URI,
     DEFAULT_WEBHOOK_SECRET,
     DEFAULT_WEBHOOK_URL,
 )
+from sandbox.server import FakeServer
 
 SEEDED_ROLES = ("customer", "member", "admin")
 DEFAULT_STATE = ".invites/auth0-sandbox.json"
@@ -38,6 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--redirect-uri", default=DEFAULT_REDIRECT_URI, help="where /authorize returns without redirect_uri"
     )
+    parser.add_argument("--home-url", help="where the root (/) sends a person (invites dev: the API's /dev)")
     action = parser.add_argument_group("post-login Action")
     action.add_argument("--action", default=str(DEFAULT_ACTION), help="the Action file to run after login")
     action.add_argument("--no-action", action="store_true", help="run no Action (tokens carry no claims)")
@@ -78,7 +81,9 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with fake.serve(port=args.port) as url:
+    app = fake.app()
+    app.add_routes(home_routes(args.home_url))
+    with FakeServer(app, port=args.port) as url:
         print(f"Auth0 sandbox on {url} (roles: {', '.join(SEEDED_ROLES)})", flush=True)
         print(f"  login   {url}/authorize  (Action posts to {args.webhook_url})", flush=True)
         problem = fake.login.actions.problem() if fake.login.actions else None

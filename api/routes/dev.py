@@ -1,12 +1,14 @@
 """Demo pages for `invites dev` (mounted only when INVITES_ENV=development).
 
-`/dev` is a stand-in funnel form, `/dev/outbox` shows the mails the worker kept, and `/app` is a
-small customer space: it signs in through the Auth0 sandbox (authorization code flow), then
-shows who I am, the roles the invitation granted, and the funnel data from `GET /v1/me`.
+`/` sends a person to `/dev`, where the story starts: a stand-in funnel form. `/dev/outbox`
+shows the mails the worker kept (and refreshes itself), and `/app` is a small customer space: it
+signs in through the Auth0 sandbox (authorization code flow), then shows who I am, the roles the
+invitation granted, and the funnel data from `GET /v1/me`.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -25,6 +27,21 @@ router = APIRouter(include_in_schema=False)
 _pages = Environment(
     loader=FileSystemLoader(Path(__file__).parent.parent / "templates"), autoescape=select_autoescape()
 )
+# The outbox shows each mail in a small frame: its links must open in the window, not there.
+PREVIEW_BASE = '<base target="_top">'
+_HEAD = re.compile(r"<head(\s[^>]*)?>", re.IGNORECASE)
+
+
+def mail_preview(html: str) -> str:
+    """The mail's HTML for the outbox's frame: `<base target="_top">` first in its head (or at
+    the very start when it has none), so every link in it opens in the window."""
+    match = _HEAD.search(html)
+    if match is None:
+        return PREVIEW_BASE + html
+    return html[: match.end()] + PREVIEW_BASE + html[match.end() :]
+
+
+_pages.filters["mail_preview"] = mail_preview
 
 ACCESS_COOKIE, ID_COOKIE = "invites_dev_at", "invites_dev_id"
 EXPLAIN = {
@@ -41,6 +58,13 @@ EXPLAIN = {
 
 def _render(name: str, **context: Any) -> HTMLResponse:
     return HTMLResponse(_pages.get_template(name).render(**context))
+
+
+@router.get("/")
+async def home() -> RedirectResponse:
+    """The API's root sends a person to the start of the story (in development only: in
+    production the root is the API's JSON 404, like any path it does not serve)."""
+    return RedirectResponse("/dev", status_code=307)
 
 
 @router.get("/dev")

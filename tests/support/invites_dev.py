@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -21,6 +21,7 @@ from tests.support.network import free_port
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
 READY_S = 90
+STOP_S = 30
 
 
 @dataclass
@@ -29,16 +30,29 @@ class Dev:
     auth0: str
     ui: str
     log: Path
+    proc: subprocess.Popen = field(repr=False)
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             base_url=self.api, headers={"Authorization": "Bearer dev-api-key"}, timeout=15
         )
 
+    def stop(self) -> int:
+        """Ctrl-C, as a person stops it; its exit code (killed after STOP_S)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(STOP_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
 
 @contextlib.contextmanager
 def running_invites_dev(workdir: Path) -> Iterator[Dev]:
-    """`invites dev` in `workdir`, ready (its API answers /readyz); stopped with Ctrl-C after."""
+    """`invites dev` in `workdir`, ready (its API answers /readyz); stopped with Ctrl-C after
+    (or before, by `Dev.stop`)."""
     ports = {name: free_port() for name in ("temporal", "ui", "auth0", "api")}
     env = {
         **os.environ,
@@ -58,16 +72,13 @@ def running_invites_dev(workdir: Path) -> Iterator[Dev]:
         auth0=f"http://127.0.0.1:{ports['auth0']}",
         ui=f"http://127.0.0.1:{ports['ui']}",
         log=log,
+        proc=proc,
     )
     try:
         _wait_ready(dev, proc)
         yield dev
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        dev.stop()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shutil.copy(log, ARTIFACTS / "invites-dev.log")
 
