@@ -33,11 +33,13 @@ from invites.models import (
     RedeemInput,
     ResendInput,
     RevokeInput,
+    RollbackGrantResult,
     Status,
 )
 
 # Activity names as the worker registers them (read here as names, without the activity code).
 FIRST_INVITE, SEND_MAIL, GRANT_ACCESS = "look_up_and_invite", "send_mail", "grant_access"
+ROLL_BACK = "roll_back_grant"
 CLOSED = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: "closed",
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED: "failed",
@@ -59,10 +61,19 @@ class Moment:
 
 async def timeline(client: Client, state: InvitationState) -> list[Moment]:
     """The invitation's moments, oldest first (`state`: its current state, from `get_state`)."""
-    reader = _Reader(client, state.status)
     handle = client.get_workflow_handle(workflow_id(state.invitation_id))
+    moments: list[Moment] = []
+    if state.rollback is not None:
+        # A rolled-back invitation's story starts in the accepted run its rollback superseded.
+        for run_id in await _earlier_runs(client, handle.id, handle):
+            earlier = _Reader(client, Status.ACCEPTED)
+            async for event in client.get_workflow_handle(handle.id, run_id=run_id).fetch_history_events():
+                await earlier.read(event)
+            moments += earlier.moments
+    reader = _Reader(client, state.status)
     async for event in handle.fetch_history_events():
         await reader.read(event)
+    reader.moments[:0] = moments
     if state.ended_at and state.status in ENDED_ON_ITS_OWN:
         reason = state.undeliverable_reason if state.status == Status.UNDELIVERABLE else ""
         reader.moments.append(Moment(state.ended_at, state.status.value, reason or ""))
@@ -71,6 +82,15 @@ async def timeline(client: Client, state: InvitationState) -> list[Moment]:
         if description.status == WorkflowExecutionStatus.RUNNING:
             await reader.pending(description.raw_description.pending_activities)
     return sorted(reader.moments, key=lambda m: m.at)
+
+
+async def _earlier_runs(client: Client, workflow: str, latest: Any) -> list[str]:
+    """The run ids before the latest one under `workflow`, oldest first (from visibility)."""
+    with contextlib.suppress(RPCError):
+        current = (await latest.describe()).run_id
+        runs = [e async for e in client.list_workflows(f'WorkflowId="{workflow}"')]
+        return [e.run_id for e in sorted(runs, key=lambda e: e.start_time) if e.run_id != current]
+    return []
 
 
 class _Reader:
@@ -137,6 +157,9 @@ class _Reader:
         if inp is None:
             self._add(event, "created")
             return
+        if inp.rollback is not None:
+            self._add(event, "rollback requested", inp.rollback.reason)
+            return
         parts = [f"roles {', '.join(inp.roles)}" if inp.roles else "no roles"]
         parts.append(f"expires {_when(inp.expires_at)}")
         if inp.external_ref:
@@ -175,6 +198,16 @@ class _Reader:
                     self._add(event, "mail failed", f"{first.failed}; retried as send_mail")
         elif name == GRANT_ACCESS:
             await self._granted(event, attrs.result)
+        elif name == ROLL_BACK:
+            undone = await self._decode(attrs.result, RollbackGrantResult)
+            if undone is None:
+                self._add(event, "rolled back")
+                return
+            parts = [f"removed {', '.join(undone.removed)}" if undone.removed else "no roles removed"]
+            if undone.kept:
+                parts.append(f"kept {', '.join(undone.kept)} (another invitation grants them)")
+            parts.append("account unlinked" if undone.unlinked else "no account link")
+            self._add(event, "rolled back", "; ".join(parts))
 
     async def _granted(self, event: HistoryEvent, result: Any) -> None:
         """The grant's three parts, each a moment of its own (they run in one activity)."""

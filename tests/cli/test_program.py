@@ -19,6 +19,7 @@ VERBS = {
     "resend",
     "extend",
     "reissue",
+    "rollback",
     "import",
     "bench",
 }

@@ -304,3 +304,38 @@ async def test_the_installed_program_reports_exit_codes_and_json(cli: Cli):
 
     usage = await asyncio.to_thread(cli.process, "create", "--email", "nope")
     assert usage.returncode == 2
+
+
+async def test_rollback_undoes_an_acceptance_and_show_tells_both_runs(cli: Cli):
+    s = cli.stack
+    email = unique_email()
+    created = await cli.create(email, "--role", "customer")
+    await until_sent(cli, created["id"])
+    user = s.auth0.create_user(email)
+    result = await s.redeem(handle_for(s.client, created["id"]), user_payload(s.auth0, email))
+    assert result.grant == "done"
+
+    missing = await cli("rollback", created["id"])
+    assert missing.exit_code == 2  # --reason is required
+    rolled = await cli.json("rollback", created["id"], "--reason", "wrong account")
+    assert (rolled["status"], rolled["rollback"]) == ("revoked", "done")
+    assert rolled["revoked_reason"] == "wrong account"
+    assert s.auth0.role_names(user["user_id"]) == []
+    again = await cli("rollback", created["id"], "--reason", "again")
+    assert again.exit_code == 0 and "Rolled back:" in again.stdout
+
+    async with asyncio.timeout(VISIBILITY_TIMEOUT):  # the accepted run is found through visibility
+        while True:
+            shown = await cli.json("show", created["id"])
+            events = [(m["event"], m["detail"]) for m in shown["timeline"]]
+            if ("accepted", f"by {user['user_id']}") in events:
+                break
+            await asyncio.sleep(0.2)
+    names = [event for event, _ in events]
+    assert names.index("accepted") < names.index("rollback requested") < names.index("rolled back")
+    assert ("rolled back", "removed customer; account unlinked") in events
+
+    pending = await cli.create(unique_email(), "--role", "customer")
+    refused = await cli("rollback", pending["id"], "--reason", "no")
+    assert refused.exit_code == 1
+    assert "refused: not_accepted" in refused.stderr
