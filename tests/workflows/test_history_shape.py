@@ -91,7 +91,7 @@ async def test_the_grant_is_one_activity_on_the_main_queue_scheduled_by_the_acce
 async def test_an_accepted_history_publishes_three_events_to_the_crm(stack: Stack):
     types = _types(await _accept(stack, "crm@example.com"))
     assert types["ACTIVITY_TASK_SCHEDULED"] == 2 + 3  # and publish_event: created, sent, accepted
-    assert types["MARKER_RECORDED"] == 0  # no local activity, no patch marker
+    assert types["MARKER_RECORDED"] == 2  # the funnel's local activity: created, accepted
     assert types["UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"] == 1  # accepted (the start set the rest)
     assert (types["TIMER_STARTED"], types["TIMER_CANCELED"]) == (1, 1)  # the wait, ended by the redeem
 
@@ -105,6 +105,7 @@ async def test_without_a_crm_an_accepted_history_has_two_activities_and_no_more_
     commands = {name: n for name, n in types.items() if not name.startswith("WORKFLOW_TASK_")}
     assert commands == {
         "WORKFLOW_EXECUTION_STARTED": 1,
+        "MARKER_RECORDED": 2,  # the funnel's record_funnel: created, accepted
         "ACTIVITY_TASK_SCHEDULED": 2,
         "ACTIVITY_TASK_STARTED": 2,
         "ACTIVITY_TASK_COMPLETED": 2,
