@@ -5,7 +5,16 @@
  * very login completes in the browser (an interactive protocol, see INTERACTIVE_PROTOCOLS, and
  * not `prompt=none`), this Action reports it to the invites service
  * (`POST /v1/webhooks/auth0`, Standard Webhooks-signed) and copies the answer into custom
- * claims on the ID and access tokens:
+ * claims on the ID and access tokens. Without a link, two more logins are reported:
+ *
+ *   - an account a provisioned invitation created (`app_metadata.invites.status` is
+ *     `invited`): its first login redeems that invitation by id (`invitation_id`), no token;
+ *   - an account whose identity provider verified its address and that was never asked
+ *     (`app_metadata.invites.claimed_at` unset): the Action asks once (`invitation.claim`)
+ *     for the invitations pending for that address, then marks the account asked. Every
+ *     other login sends nothing and costs nothing.
+ *
+ * The claims set:
  *
  *   <ns>roles             the roles the invitation granted (accepted)
  *   <ns>invitation_error  a reason code (rejected, invalid link, or service unavailable)
@@ -26,6 +35,13 @@ const DEFAULTS = Object.freeze({
   timeoutMs: 5000,
   retryDelayMs: 300,
 });
+
+// An invitation id as the service makes them (`inv_` + 26 Crockford base32 characters).
+const INVITATION_ID_PATTERN = /^inv_[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
+// `app_metadata.invites.status` of an account a provisioned invitation created, before its
+// first login; the grant sets `active`, a refused redeem `ended` (see handle).
+const STATUS_INVITED = "invited";
+const STATUS_ENDED = "ended";
 
 // Longest token value we will forward; anything longer is not one of ours.
 const MAX_TOKEN_LENGTH = 1024;
@@ -152,14 +168,12 @@ function signWebhook({ secret, payload, msgId, timestamp }) {
   };
 }
 
-/** The webhook body: what the invites service needs to decide and record the redemption. */
-function redeemPayload(event, token) {
+/** The login, as every webhook body reports it: the user, the connection, whether it is new. */
+function loginFields(event) {
   const user = event.user || {};
   const connection = event.connection || {};
   const loginsCount = event.stats && event.stats.logins_count;
   return {
-    type: "invitation.redeem",
-    invitation: token,
     user: {
       user_id: user.user_id,
       email: user.email,
@@ -170,6 +184,43 @@ function redeemPayload(event, token) {
     // Auth0 counts the login in progress, so the first login after sign-up reports 1.
     is_new_user: typeof loginsCount === "number" && loginsCount <= 1,
   };
+}
+
+/** The webhook body: what the invites service needs to decide and record the redemption. */
+function redeemPayload(event, token) {
+  return { type: "invitation.redeem", invitation: token, ...loginFields(event) };
+}
+
+/** A provisioned account's first login: the invitation by id, from app_metadata. */
+function provisionedPayload(event, invitationId) {
+  return { type: "invitation.redeem", invitation_id: invitationId, ...loginFields(event) };
+}
+
+/** Ask for the invitations pending for the account's verified address. */
+function claimPayload(event) {
+  return { type: "invitation.claim", ...loginFields(event) };
+}
+
+/** `app_metadata.invites` (ours: written by the service's grant and by this Action), or {}. */
+function invitesMetadata(event) {
+  const metadata = (event.user && event.user.app_metadata) || {};
+  const invites = metadata.invites;
+  return invites && typeof invites === "object" && !Array.isArray(invites) ? invites : {};
+}
+
+/**
+ * What this login reports, if anything: `redeem` (the link's token in this login's request),
+ * `provisioned` (an account a provisioned invitation created, before it redeemed), `claim`
+ * (a verified address never asked), or undefined: an ordinary login, nothing sent.
+ */
+function loginKind(event, token, invites) {
+  if (token !== undefined) return "redeem";
+  if (invites.status === STATUS_INVITED && INVITATION_ID_PATTERN.test(String(invites.invitation_id))) {
+    return "provisioned";
+  }
+  const user = event.user || {};
+  if (user.email_verified === true && typeof user.email === "string" && !invites.claimed_at) return "claim";
+  return undefined;
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -221,6 +272,27 @@ async function deliver(url, signed, options) {
   return { ...second, attempts: 2 };
 }
 
+/**
+ * Map a claim's answer: {roles} when invitations were claimed (the grant marks the account
+ * asked, beside what it writes), {none: true} when there were none (this Action marks it),
+ * else {error} and the account is asked again at its next login.
+ */
+function interpretClaim(result) {
+  if (result.networkError) return { error: ERROR_UNAVAILABLE, detail: result.networkError };
+  const body = result.json || {};
+  if (result.status === 200 && body.result === "claimed" && Array.isArray(body.invitations)) {
+    const roles = new Set();
+    for (const invitation of body.invitations) {
+      for (const role of (invitation && Array.isArray(invitation.roles) ? invitation.roles : [])) {
+        if (typeof role === "string") roles.add(role);
+      }
+    }
+    return { roles: [...roles], detail: `claimed ${body.invitations.length}` };
+  }
+  if (result.status === 200 && body.result === "none") return { none: true, detail: "none" };
+  return { error: ERROR_UNAVAILABLE, detail: `status=${result.status}` };
+}
+
 /** Map the webhook's answer to the claims we set: {roles} or {error}. */
 function interpret(result) {
   if (result.networkError) return { error: ERROR_UNAVAILABLE, detail: result.networkError };
@@ -264,16 +336,23 @@ function log(message) {
  */
 async function handle(event, api, overrides) {
   const token = invitationFromQuery(event);
-  if (token === undefined) return;
+  const invites = invitesMetadata(event);
+  const kind = loginKind(event, token, invites);
+  if (kind === undefined) return;
 
   let ns = DEFAULT_CLAIM_NAMESPACE;
   try {
     ns = claimNamespace(event.secrets);
     if (!isInteractiveLogin(event)) {
-      log(`invitation ignored: not an interactive login (protocol=${protocolName(event)})`);
+      // An ordinary login (a claim not asked yet) stays silent; a link or an invited account says why.
+      if (kind !== "claim") log(`invitation ignored: not an interactive login (protocol=${protocolName(event)})`);
       return;
     }
-    if (!isPlausibleToken(token)) {
+    if (kind === "claim") {
+      await askClaim(event, api, ns, invites, { ...DEFAULTS, ...(overrides || {}) });
+      return;
+    }
+    if (kind === "redeem" && !isPlausibleToken(token)) {
       setClaim(api, `${ns}invitation_error`, ERROR_INVALID_LINK);
       log("redeem not sent: malformed invitation parameter");
       return;
@@ -289,12 +368,18 @@ async function handle(event, api, overrides) {
     }
 
     const options = { ...DEFAULTS, ...(overrides || {}) };
-    const signed = signWebhook({ secret, payload: redeemPayload(event, token) });
+    const payload = kind === "redeem" ? redeemPayload(event, token) : provisionedPayload(event, invites.invitation_id);
+    const signed = signWebhook({ secret, payload });
     const result = await deliver(url, signed, options);
     const outcome = interpret(result);
     if (outcome.roles) setClaim(api, `${ns}roles`, outcome.roles);
     else setClaim(api, `${ns}invitation_error`, outcome.error);
-    log(`redeem ${outcome.roles ? "ok" : outcome.error}: ${outcome.detail} attempts=${result.attempts}`);
+    if (kind === "provisioned" && !outcome.roles && outcome.error !== ERROR_UNAVAILABLE) {
+      // Refused for good (expired, revoked, not this account's): stop asking at every login.
+      // Nothing else writes `invites` during this login: no grant ran.
+      api.user.setAppMetadata("invites", { ...invites, status: STATUS_ENDED, reason: outcome.error });
+    }
+    log(`${kind} ${outcome.roles ? "ok" : outcome.error}: ${outcome.detail} attempts=${result.attempts}`);
   } catch (err) {
     // A bug or a bad secret (e.g. not base64) must not turn into a failed login.
     try {
@@ -304,6 +389,32 @@ async function handle(event, api, overrides) {
     }
     log(`redeem failed: ${(err && err.name) || "error"}`);
   }
+}
+
+/**
+ * Ask once per account for the invitations pending for its verified address: one attempt, no
+ * retry (a failed ask is asked again at the next login), so it adds at most `timeoutMs` to one
+ * login of each account, and nothing to the others.
+ */
+async function askClaim(event, api, ns, invites, options) {
+  const secrets = event.secrets || {};
+  const url = secrets.INVITES_WEBHOOK_URL;
+  const secret = secrets.INVITES_WEBHOOK_SECRET;
+  if (!url || !secret) {
+    log("claim not asked: set INVITES_WEBHOOK_URL and INVITES_WEBHOOK_SECRET");
+    return;
+  }
+  const signed = signWebhook({ secret, payload: claimPayload(event) });
+  const result = await postOnce(url, signed, options.timeoutMs);
+  const outcome = interpretClaim(result);
+  if (outcome.roles) {
+    setClaim(api, `${ns}roles`, outcome.roles);
+  } else if (outcome.none) {
+    // Written whole (Auth0 replaces a top-level key): `invites` as this login read it, nothing
+    // else writes it during this login since nothing was granted.
+    api.user.setAppMetadata("invites", { ...invites, claimed_at: new Date().toISOString() });
+  }
+  log(`claim ${outcome.error || "ok"}: ${outcome.detail}`);
 }
 
 /**
@@ -319,9 +430,13 @@ exports._internal = {
   DEFAULT_CLAIM_NAMESPACE,
   INTERACTIVE_PROTOCOLS,
   claimNamespace,
+  claimPayload,
   handle,
   interpret,
+  interpretClaim,
   isInteractiveLogin,
+  loginKind,
+  provisionedPayload,
   redeemPayload,
   signWebhook,
 };
