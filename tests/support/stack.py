@@ -31,6 +31,7 @@ from invites.invitations import start_invitation
 from invites.models import (
     EmailPolicy,
     InvitationState,
+    Mode,
     RedeemInput,
     RedeemResult,
     RedeemUser,
@@ -79,6 +80,7 @@ class Stack:
         app_metadata: dict[str, Any] | None = None,
         data: dict[str, Any] | None = None,
         external_ref: str | None = None,
+        mode: Mode = "link",
     ) -> WorkflowHandle[Any, InvitationState]:
         """What the API does: store the funnel data, then start the workflow."""
         now = await self.now()
@@ -93,6 +95,7 @@ class Stack:
             expires_at=now + expires_in,
             reminders=[int(r.total_seconds()) for r in reminders],
             email_policy=email_policy,
+            mode=mode,
         )
         await self.store.save_invitation(
             InvitationRecord(
