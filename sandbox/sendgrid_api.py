@@ -4,10 +4,15 @@ Point the SDK at it with `SendGridAPIClient(api_key, host=url)`. The body is val
 SendGrid does (all errors at once, `{"errors": [{message, field, help}]}`); addresses listed in
 `rejected` get the 400 SendGrid gives an address it will not take. Accepted mail answers 202
 with `X-Message-Id` and is kept in `messages`.
+
+With `events_url`, each accepted mail is then reported to that Event Webhook as SendGrid does
+(`sandbox/sendgrid_events.py`): `processed`, then `delivered`, or a hard `bounce` for addresses
+listed in `bouncing` (or `bounce@…`), or `dropped` for `drop@…`, in one signed post per mail.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import time
@@ -15,9 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from sandbox.fake_app import FakeService, parsed_body
 from sandbox.faults import Clock
+from sandbox.sendgrid_events import EventPoster, dev_private_key, outcome_events
 
 SEND = "/v3/mail/send"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -74,11 +81,31 @@ class SendGridFake(FakeService):
         api_key: str = "SG.fake-key",
         rejected: set[str] | None = None,
         clock: Clock = time.time,
+        events_url: str | None = None,
+        event_key: ec.EllipticCurvePrivateKey | None = None,
     ) -> None:
         super().__init__(clock=clock, error_body=sendgrid_error_body)
         self.api_key = api_key
         self.rejected = {a.lower() for a in rejected or set()}
         self.messages: list[SentMail] = []
+        self.bouncing: set[str] = set()
+        self.events = (
+            EventPoster(events_url, event_key or dev_private_key(), clock=clock) if events_url else None
+        )
+        self._posting: set[asyncio.Task[bool]] = set()
+
+    def app(self) -> web.Application:
+        app = super().app()
+        app.on_shutdown.append(self._stop_posting)
+        return app
+
+    async def _stop_posting(self, _app: web.Application) -> None:
+        for task in list(self._posting):
+            task.cancel()
+
+    def bounce(self, *addresses: str) -> None:
+        """From now on, accept mail to these addresses and report it bounced (a fault setting)."""
+        self.bouncing.update(a.lower() for a in addresses)
 
     def reject(self, *addresses: str) -> None:
         """From now on, answer 400 for mail to these addresses."""
@@ -109,8 +136,19 @@ class SendGridFake(FakeService):
         if body.get("mail_settings", {}).get("sandbox_mode", {}).get("enable"):
             return web.Response(status=200)  # validated, not sent: SendGrid's sandbox mode
         message_id = secrets.token_urlsafe(16)[:22]
-        self.messages.append(SentMail(message_id, body, self.clock()))
+        mail = SentMail(message_id, body, self.clock())
+        self.messages.append(mail)
+        if self.events is not None:
+            self._report(mail)
         return web.Response(status=202, headers={"X-Message-Id": message_id})
+
+    def _report(self, mail: SentMail) -> None:
+        """Post the mail's events aside, as SendGrid does a moment after it took the mail."""
+        for to in mail.to:
+            events = outcome_events(to, mail.message_id, mail.custom_args, to.lower() in self.bouncing)
+            task = asyncio.get_running_loop().create_task(self.events.post(events))  # type: ignore[union-attr]
+            self._posting.add(task)
+            task.add_done_callback(self._posting.discard)
 
     def _rejected_recipients(self, body: dict[str, Any]) -> list[tuple[str, str | None]]:
         return [
