@@ -18,7 +18,20 @@ from api import docs_assets, errors, redaction
 from api.auth import Authenticator
 from api.limits import BodyLimit, RateLimits
 from api.metrics import ApiMetrics, MetricsMiddleware
-from api.routes import codec, dev, funnel, health, link, me, ops, sendgrid_events, stats, webhook
+from api.routes import (
+    codec,
+    dev,
+    funnel,
+    health,
+    link,
+    me,
+    ops,
+    ops_page,
+    sendgrid_events,
+    stats,
+    time_to_accept,
+    webhook,
+)
 from api.services import Services
 from invites.auth0 import Auth0Management
 from invites.creation import Clock, wall_clock
@@ -120,7 +133,9 @@ def create_app(
         webhook.router,
         sendgrid_events.router,
         stats.router,
+        time_to_accept.router,
         ops.router,
+        ops_page.router,  # the /ops page: static, its data from the routes above once signed in
         me.router,
         health.router,
         codec.router,

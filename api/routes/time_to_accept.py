@@ -1,0 +1,79 @@
+"""GET /v1/stats/time-to-accept: how long accepted invitations took, as a histogram per group.
+
+The companion of `GET /v1/stats/funnel` (same window, same groups, same permission), for the
+`/ops` page's histogram: the funnel gives p50 and p90, this gives the whole distribution.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import ReaderDep, ServicesDep
+from api.errors import ApiError
+from api.routes.stats import DEFAULT_WINDOW, MAX_WINDOW
+from invites.db.time_to_accept import BOUNDS_S, TimeToAcceptStore
+from invites.schemas import DateTime, ErrorBody
+
+router = APIRouter(prefix="/v1/stats", tags=["ops"])
+
+
+class TimeToAcceptGroup(BaseModel):
+    key: str | None = Field(description="The source or campaign; null for invitations without one.")
+    counts: list[int] = Field(description="Accepted invitations per bucket of `bounds_s`.")
+
+
+class TimeToAcceptHistogram(BaseModel):
+    """The invitations created in [from, to) and accepted, by time to accept, per group."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: datetime = Field(alias="from")
+    to: datetime
+    bounds_s: list[int] = Field(
+        description="Upper bounds in seconds (excluded) of the buckets; the last bucket is "
+        "everything from the last bound on, so `counts` has one more entry."
+    )
+    groups: list[TimeToAcceptGroup]
+
+
+@router.get(
+    "/time-to-accept",
+    response_model=TimeToAcceptHistogram,
+    response_model_by_alias=True,
+    responses={422: {"model": ErrorBody, "description": "`invalid_request`: a bad `from`, `to` or `by`"}},
+)
+async def time_to_accept(
+    services: ServicesDep,
+    _: ReaderDep,
+    from_: Annotated[
+        DateTime | None,
+        Query(alias="from", description="Start of the window (RFC 3339); default `to` minus 30 days."),
+    ] = None,
+    to: Annotated[
+        DateTime | None, Query(description="End of the window, excluded (RFC 3339); default now.")
+    ] = None,
+    by: Annotated[
+        Literal["source", "campaign"], Query(description="Group by `source` or `campaign`.")
+    ] = "source",
+) -> TimeToAcceptHistogram:
+    """Of the invitations created in [from, to), the accepted ones per source or campaign,
+    counted by how long they took to accept (buckets from under a minute to a week and more)."""
+    end = to or await services.clock()
+    start = from_ or end - DEFAULT_WINDOW
+    if start >= end:
+        raise ApiError(422, "invalid_request", "`from` must be before `to`.")
+    if end - start > MAX_WINDOW:
+        raise ApiError(422, "invalid_request", f"The window may span at most {MAX_WINDOW.days} days.")
+    histograms = await TimeToAcceptStore(services.store).histograms(start, end, by)
+    return TimeToAcceptHistogram.model_validate(
+        {
+            "from": start,
+            "to": end,
+            "bounds_s": list(BOUNDS_S),
+            "groups": [TimeToAcceptGroup(key=h.key, counts=h.counts) for h in histograms],
+        }
+    )
