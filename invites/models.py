@@ -148,6 +148,8 @@ class InvitationState(_Model):
             expires_at=inp.expires_at,
             email_policy=inp.email_policy,
             mode=inp.mode,
+            source=inp.source,
+            campaign=inp.campaign,
         )
 
 
