@@ -213,7 +213,7 @@ function drawHistogram(histogram) {
   box.replaceChildren();
   if (!accepted) return;
   const width = 920;
-  const height = 220;
+  const height = 180;
   const top = 24;
   const bottom = 36;
   const slot = width / labels.length;
