@@ -3,6 +3,10 @@
 Management API, /oauth/token, JWKS and the universal login (`/authorize`), which runs the real
 post-login Action under Node.js after each login. Users, their logins count, roles and the
 signing keys survive a restart.
+
+With `--sendgrid-events-url`, the same server also stands in for SendGrid under `/sendgrid`
+(point the SDK's host at `<url>/sendgrid`): it takes mail and reports each one to that Event
+Webhook URL, signed with the development key pair (`sandbox/sendgrid_events.py`).
 """
 
 from __future__ import annotations
@@ -23,11 +27,14 @@ from sandbox.login import (
     DEFAULT_WEBHOOK_SECRET,
     DEFAULT_WEBHOOK_URL,
 )
+from sandbox.sendgrid_api import SendGridFake
+from sandbox.sendgrid_events import dev_private_key, public_key_b64
 from sandbox.server import FakeServer
 
 SEEDED_ROLES = ("customer", "member", "admin")
 DEFAULT_STATE = ".invites/auth0-sandbox.json"
 STATE_FILE = "auth0.json"  # in --state-dir, beside auth0.keys.json
+SENDGRID_PREFIX = "/sendgrid"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     action.add_argument(
         "--claim-namespace", help="secret INVITES_CLAIM_NAMESPACE (unset: the Action's default)"
     )
+    sendgrid = parser.add_argument_group("SendGrid stand-in (under /sendgrid)")
+    sendgrid.add_argument("--sendgrid-events-url", help="the Event Webhook URL its events are posted to")
+    sendgrid.add_argument("--sendgrid-api-key", default="SG.invites-dev", help="the API key it accepts")
     return parser.parse_args(argv)
 
 
@@ -83,9 +93,15 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     app = fake.app()
     app.add_routes(home_routes(args.home_url))
+    if args.sendgrid_events_url:
+        sendgrid = SendGridFake(api_key=args.sendgrid_api_key, events_url=args.sendgrid_events_url)
+        app.add_subapp(SENDGRID_PREFIX, sendgrid.app())
     with FakeServer(app, port=args.port) as url:
         print(f"Auth0 sandbox on {url} (roles: {', '.join(SEEDED_ROLES)})", flush=True)
         print(f"  login   {url}/authorize  (Action posts to {args.webhook_url})", flush=True)
+        if args.sendgrid_events_url:
+            print(f"  sendgrid {url}{SENDGRID_PREFIX}  (events to {args.sendgrid_events_url})", flush=True)
+            print(f"  event webhook verification key {public_key_b64(dev_private_key())}", flush=True)
         problem = fake.login.actions.problem() if fake.login.actions else None
         if problem:
             print(f"  warning {problem}", flush=True)
