@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from cli import dev_mail
 from invites.settings import DEV_WEBHOOK_SECRET, Settings
 from invites.temporal import SEARCH_ATTRIBUTES
 
@@ -115,6 +116,7 @@ def parts(settings: Settings) -> list[Part]:
                 settings.api_audience,
                 "--home-url",
                 f"{settings.public_base_url.rstrip('/')}/dev",
+                *dev_mail.sandbox_args(settings),
             ],
             sandbox_port,
             "INVITES_AUTH0_BASE_URL",
@@ -184,6 +186,7 @@ async def run_dev(settings: Settings | None = None) -> None:
                 env={
                     **os.environ,
                     **DEV_ENV,
+                    **dev_mail.mail_env(settings),
                     "INVITES_WEBHOOK_SECRET": settings.webhook_secret.get_secret_value(),
                 },
                 start_new_session=True,  # Ctrl-C reaches us; we stop children in order
@@ -250,6 +253,7 @@ def banner(settings: Settings) -> str:
             f"  Auth0 sandbox   {settings.auth0_base_url} (client dev-client / dev-secret)",
             "  API key         dev-api-key",
             f"  webhook secret  {DEV_WEBHOOK_SECRET}",
+            dev_mail.banner_line(),
             "Ctrl-C stops everything; state stays in .invites/",
             "",
         ]
