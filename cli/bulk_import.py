@@ -29,7 +29,7 @@ from invites.errors import refused as refusal
 from invites.schemas import InvitationCreate
 
 # Columns with a meaning; every other named column goes into `data`.
-KNOWN = ("email", "roles", "external_ref", "locale", "expires_in", "email_policy")
+KNOWN = ("email", "roles", "external_ref", "locale", "expires_in", "email_policy", "source", "campaign")
 ROLE_SEPARATORS = re.compile(r"[|\s]+")
 KEY_PREFIX = "import:"
 REJECTS_HEADER = ("line", "reason", "message", "email", "external_ref")
@@ -177,7 +177,7 @@ def parse_row(line: int, header: list[str], cells: list[str]) -> Row | Reject:
         body["roles"] = [r for r in ROLE_SEPARATORS.split(roles) if r]
     if ref:
         body["external_ref"] = ref
-    for name in ("locale", "email_policy"):
+    for name in ("locale", "email_policy", "source", "campaign"):  # source, campaign: the funnel's keywords
         if value := values.get(name, "").strip():
             body[name] = value
     if expires_in := values.get("expires_in", "").strip():
