@@ -27,7 +27,7 @@ from invites.models import RedeemConnection, RedeemInput, RedeemResult, RedeemUs
 from invites.schemas import is_safe_text
 from invites.settings import Settings
 
-# An address has a few pending invitations; past this many a claim takes the oldest first and
+# An address has a few pending invitations; past this many a claim takes the first ones listed and
 # the rest stay pending for their links (or the next claim: the account is then marked asked,
 # so only a login with a link would take them).
 MAX_CLAIMED = 20
