@@ -104,8 +104,9 @@ class FunnelStore:
                 select(key.label("key"), *_stage_counts(t)).where(window).group_by(key)
             )
         }
-        for key_value, p50, p90 in _percentiles(session, t, key, window):
-            groups[key_value].p50, groups[key_value].p90 = p50, p90
+        for group in groups.values():
+            if group.accepted:
+                group.p50, group.p90 = _percentiles(session, t, key, group.key, window, group.accepted)
         return sorted(groups.values(), key=lambda g: (-g.created, g.key or ""))
 
     async def totals(self, sources: list[str] | None) -> dict[tuple[str, str], int]:
@@ -143,30 +144,21 @@ def _stage_counts(t: Table) -> list[Any]:
     ]
 
 
-def _percentiles(session: Session, t: Table, key: Any, window: Any) -> list[tuple[str | None, float, float]]:
-    """p50 and p90 of time to accept per group, by nearest rank (the value at rank ⌈p·n⌉), with
-    window functions both SQLite and PostgreSQL have; ⌈p·n⌉ in integer arithmetic."""
-    ranked = (
-        select(
-            key.label("key"),
-            t.c.time_to_accept_s.label("seconds"),
-            func.row_number().over(partition_by=key, order_by=t.c.time_to_accept_s).label("rank"),
-            func.count().over(partition_by=key).label("n"),
-        )
-        .where(window, t.c.time_to_accept_s.is_not(None))
-        .subquery()
+def _percentiles(
+    session: Session, t: Table, key: Any, value: str | None, window: Any, n: int
+) -> tuple[float, float]:
+    """p50 and p90 of one group's time to accept, by nearest rank (the value at rank ⌈p·n⌉ of
+    its `n` acceptances): each a walk of at most n entries along the group's time-to-accept
+    index (`ix_funnel_<key>_wait`)."""
+    group = key.is_(None) if value is None else key == value
+    stmt = (
+        select(t.c.time_to_accept_s)
+        .where(group, window, t.c.time_to_accept_s.is_not(None))
+        .order_by(t.c.time_to_accept_s)
+        .limit(1)
     )
-    p50_rank = (ranked.c.n + 1) // 2
-    p90_rank = (ranked.c.n * 9 + 9) // 10
-    rows = session.execute(
-        select(
-            ranked.c.key, ranked.c.seconds, ranked.c.rank, p50_rank.label("p50"), p90_rank.label("p90")
-        ).where((ranked.c.rank == p50_rank) | (ranked.c.rank == p90_rank))
-    ).all()
-    found: dict[str | None, dict[str, float]] = defaultdict(dict)
-    for row in rows:
-        if row.rank == row.p50:
-            found[row.key]["p50"] = float(row.seconds)
-        if row.rank == row.p90:
-            found[row.key]["p90"] = float(row.seconds)
-    return [(k, v["p50"], v["p90"]) for k, v in found.items()]
+    p50, p90 = ((n + 1) // 2, (9 * n + 9) // 10)
+    return (
+        float(session.scalar(stmt.offset(p50 - 1)) or 0.0),
+        float(session.scalar(stmt.offset(p90 - 1)) or 0.0),
+    )

@@ -16,6 +16,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 TIMESTAMP = sa.DateTime(timezone=True)
+STAGES = ["delivered_at", "opened_at", "accepted_at", "ended"]
 
 
 def upgrade() -> None:
@@ -33,13 +34,13 @@ def upgrade() -> None:
         sa.Column("ended_at", TIMESTAMP, nullable=True),
         sa.PrimaryKeyConstraint("invitation_id", name=op.f("pk_funnel")),
     )
-    op.create_index("ix_funnel_created_at", "funnel", ["created_at"])
-    op.create_index("ix_funnel_source_created_at", "funnel", ["source", "created_at"])
-    op.create_index("ix_funnel_campaign_created_at", "funnel", ["campaign", "created_at"])
+    for key in ("source", "campaign"):
+        op.create_index(f"ix_funnel_{key}_counts", "funnel", [key, "created_at", *STAGES])
+        op.create_index(f"ix_funnel_{key}_wait", "funnel", [key, "time_to_accept_s", "created_at"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_funnel_campaign_created_at", table_name="funnel")
-    op.drop_index("ix_funnel_source_created_at", table_name="funnel")
-    op.drop_index("ix_funnel_created_at", table_name="funnel")
+    for key in ("source", "campaign"):
+        op.drop_index(f"ix_funnel_{key}_wait", table_name="funnel")
+        op.drop_index(f"ix_funnel_{key}_counts", table_name="funnel")
     op.drop_table("funnel")
