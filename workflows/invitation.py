@@ -313,7 +313,9 @@ class InvitationWorkflow:
             self._state.rollback = "done"
             self._state.rolled_back_at = workflow.now()
         self._emit("invitation.rolled_back")
-        await workflow.wait_condition(lambda: not self._events and workflow.all_handlers_finished())
+        await workflow.wait_condition(
+            lambda: not self._events and not self._facts and workflow.all_handlers_finished()
+        )
         return self._state
 
     def _invites_marks(self, req: RedeemInput) -> dict[str, str]:
