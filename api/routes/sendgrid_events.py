@@ -48,8 +48,11 @@ SIGNATURE = EventWebhookHeader.SIGNATURE  # X-Twilio-Email-Event-Webhook-Signatu
 TIMESTAMP = EventWebhookHeader.TIMESTAMP  # X-Twilio-Email-Event-Webhook-Timestamp
 # A signed batch older (or newer) than this is refused: a captured post cannot be replayed later.
 TOLERANCE_S = 5 * 60
-# SendGrid retries a failed post for up to a day; a receipt outlives that.
+# SendGrid retries a failed post for up to a day; a receipt outlives that. Until its event is
+# applied a claim lasts CLAIM_TTL: an API that dies meanwhile leaves a claim that lapses before
+# SendGrid's retry, which then applies the event.
 RECEIPT_TTL = timedelta(days=3)
+CLAIM_TTL = timedelta(minutes=2)
 # Signals in flight at once per batch: a big batch is answered in seconds without flooding
 # Temporal's frontend.
 SIGNALS_IN_FLIGHT = 32
@@ -148,7 +151,7 @@ async def sendgrid_events(request: Request, services: ServicesDep) -> SendGridRe
             signals[event.sg_event_id] = (event.invitation_id, delivery)
 
     receipts = EventReceipts(services.store, "sendgrid")
-    claimed = await receipts.claim(list(signals), RECEIPT_TTL)
+    claimed = await receipts.claim(list(signals), CLAIM_TTL)
     receipt.duplicates += len(signals) - len(claimed)
     outcomes = await _signal_all(services, {k: v for k, v in signals.items() if k in claimed})
     unapplied = [event_id for event_id, outcome in outcomes.items() if outcome == "failed"]
@@ -157,6 +160,7 @@ async def sendgrid_events(request: Request, services: ServicesDep) -> SendGridRe
         _count(services, receipt)
         log.warning("sendgrid events not applied: Temporal unreachable", extra={"events": len(unapplied)})
         raise unavailable("Temporal")
+    await receipts.confirm(list(outcomes), RECEIPT_TTL)
     receipt.applied = sum(1 for outcome in outcomes.values() if outcome == "applied")
     receipt.ignored += sum(1 for outcome in outcomes.values() if outcome == "ignored")
     _count(services, receipt)

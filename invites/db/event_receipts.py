@@ -2,9 +2,11 @@
 
 `POST /v1/webhooks/sendgrid` claims each `sg_event_id` as `sendgrid:<id>` before it applies the
 event: a claim is won by one caller only, so a repeated event (SendGrid delivers at least
-once) is not applied again. A claim whose event could not be applied is released, so the
-provider's retry applies it. Receipts expire like the Auth0 webhook's and the maintenance
-schedule purges them (`Store.purge_expired_webhooks`).
+once) is not applied again. A claim is short-lived until `confirm` (once its event is applied)
+makes it a receipt that lasts: a process that dies in between leaves claims that lapse, so the
+provider's retry applies those events. A claim whose event could not be applied is released at
+once. Receipts expire like the Auth0 webhook's and the maintenance schedule purges them
+(`Store.purge_expired_webhooks`).
 """
 
 from __future__ import annotations
@@ -56,6 +58,24 @@ class EventReceipts:
             )
             won.update(session.scalars(taken_over).all())
         return {key.removeprefix(self._prefix) for key in won}
+
+    async def confirm(self, event_ids: list[str], ttl: timedelta, *, now: datetime | None = None) -> None:
+        """Keep these claims for `ttl` from now: their events were applied."""
+        if not event_ids:
+            return
+        keys = [self._prefix + event_id for event_id in event_ids]
+        expires_at = (now or datetime.now(UTC)) + ttl
+
+        def confirm(session: Session) -> None:
+            t = self._table
+            for start in range(0, len(keys), CHUNK):
+                session.execute(
+                    update(t)
+                    .where(t.c.webhook_id.in_(keys[start : start + CHUNK]))
+                    .values(expires_at=expires_at)
+                )
+
+        await self._tx.write(confirm)
 
     async def release(self, event_ids: list[str]) -> None:
         """Forget claims whose events were not applied, so a retry applies them."""

@@ -33,3 +33,12 @@ async def test_an_expired_receipt_is_claimed_again_and_purged_by_maintenance(sto
     assert await sendgrid.claim(["old"], DAY, now=NOW) == {"old"}
     assert await sendgrid.claim(["old"], DAY, now=NOW + 2 * DAY) == {"old"}
     assert await store.purge_expired_webhooks(NOW + 4 * DAY) == 1
+
+
+async def test_a_claim_lapses_unless_confirmed(store: Store):
+    sendgrid = EventReceipts(store, "sendgrid")
+    minutes = timedelta(minutes=2)
+    assert await sendgrid.claim(["kept", "lapsed"], minutes, now=NOW) == {"kept", "lapsed"}
+    await sendgrid.confirm(["kept"], DAY, now=NOW)
+    # A retry after the claim's two minutes: the unconfirmed one is claimed (applied) again.
+    assert await sendgrid.claim(["kept", "lapsed"], minutes, now=NOW + 2 * minutes) == {"lapsed"}
