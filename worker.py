@@ -2,9 +2,10 @@
 
 - `INVITES_TASK_QUEUE` (default `invitations`): the workflow, the mails after the first one,
   the CRM events, and the grant made when someone accepts (few, and a person is waiting).
-- `<task queue>-auth0`: the Auth0 look-up and first mail of every new invitation, under a
-  per-second ceiling (`INVITES_MAX_TASK_QUEUE_ACTIVITIES_PER_SECOND`), because Auth0 rate-limits
-  per tenant and a bulk import makes thousands of them.
+- `<task queue>-auth0`: the Auth0 look-up and first mail of every new invitation. Look-ups that
+  arrive together share one Auth0 user search (`activities/lookups.py`), at most
+  `INVITES_MAX_TASK_QUEUE_ACTIVITIES_PER_SECOND` calls a second, because Auth0 rate-limits per
+  tenant and a bulk import makes thousands of look-ups.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from activities.crm import CrmActivities, CrmBackend, HubSpotCrm, NoCrm, Webhook
 from activities.first_mail import FirstMailActivities
 from activities.funnel import FunnelActivities
 from activities.grant import GrantActivities
+from activities.lookups import LookupBatcher
 from activities.mail import MailActivities, MailRenderer, MailSender, OutboxSender, SendGridSender
 from activities.maintenance import MaintenanceActivities
 from activities.provisioning import ProvisionedUsers, ProvisioningActivities
@@ -61,7 +63,9 @@ log = logging.getLogger("invites.worker")
 
 # Tuned for a small box: activities are I/O-bound, workflows are tiny and long-lived.
 MAX_CONCURRENT_ACTIVITIES = 100
-MAX_CONCURRENT_AUTH0_ACTIVITIES = 10
+# Look-ups in flight on the Auth0 queue, in batches: while one call is out, the next batches
+# gather in the worker (a look-up waiting costs a coroutine).
+LOOKUP_BATCHES_IN_FLIGHT = 4
 # Memory is set by this cache, not by how many invitations are open (BENCHMARKS.md): an
 # evicted invitation parked on a timer costs nothing until its next event replays it.
 MAX_CACHED_WORKFLOWS = 1000
@@ -95,7 +99,13 @@ async def build_activities(settings: Settings) -> AsyncIterator[Activities]:
     await upgrade(settings.database_url)
     store = Store(engine)
     async with httpx.AsyncClient(timeout=settings.auth0_timeout) as http:
-        auth0 = Auth0Users(Auth0Management(settings, http))
+        management = Auth0Management(settings, http)
+        auth0 = Auth0Users(management)
+        lookups = LookupBatcher(
+            management,
+            batch=settings.auth0_lookup_batch,
+            calls_per_second=settings.max_task_queue_activities_per_second,
+        )
         mail = MailActivities(
             _mail_sender(settings),
             store,
@@ -105,7 +115,7 @@ async def build_activities(settings: Settings) -> AsyncIterator[Activities]:
         )
         try:
             yield Activities(
-                first_mail=FirstMailActivities(auth0, mail),
+                first_mail=FirstMailActivities(lookups, mail),
                 mail=mail,
                 grant=GrantActivities(auth0, store),
                 rollback=RollbackActivities(auth0, store),
@@ -119,6 +129,7 @@ async def build_activities(settings: Settings) -> AsyncIterator[Activities]:
                 ),
             )
         finally:
+            await lookups.aclose()
             store.close()
             await engine.dispose()
 
@@ -176,8 +187,12 @@ def build_workers(client: Client, settings: Settings, acts: Activities) -> list[
             acts.provisioning.send_ticket_mail,
             acts.provisioning.remove_unused_account,
         ],
-        max_concurrent_activities=MAX_CONCURRENT_AUTH0_ACTIVITIES,
-        max_task_queue_activities_per_second=settings.max_task_queue_activities_per_second,
+        max_concurrent_activities=LOOKUP_BATCHES_IN_FLIGHT * settings.auth0_lookup_batch,
+        # The ceiling counts Auth0 calls, and a call answers a batch: the server hands out up to
+        # a full batch per call, across all workers; the batcher paces the calls themselves.
+        max_task_queue_activities_per_second=(
+            settings.max_task_queue_activities_per_second * settings.auth0_lookup_batch
+        ),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
     return [main, auth0]

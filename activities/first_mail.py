@@ -1,8 +1,9 @@
 """The invitation's first step: the Auth0 look-up and the invitation mail, in one activity.
 
-It runs on the Auth0 queue, whose per-second ceiling paces the look-up (Auth0 rate-limits per
-tenant); the mail goes out right after each look-up, so first mails keep that pace. One
-activity instead of two saves a workflow task and its events per invitation.
+It runs on the Auth0 queue. The look-up joins the worker's `LookupBatcher`
+(`activities/lookups.py`): the look-ups that arrive together share one Auth0 user search, paced
+in calls per second (Auth0 rate-limits per tenant); the mail goes out right after the answer.
+One activity instead of two saves a workflow task and its events per invitation.
 
 The mail is tried once here. A refusal for good comes back in the result (the workflow ends the
 invitation undeliverable), and so does a failure that may pass: the workflow then retries the
@@ -16,21 +17,22 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.auth0 import Auth0Users
 from activities.heartbeat import heartbeating
+from activities.lookups import LookupBatcher
 from activities.mail import MailActivities
 from invites.models import FirstInviteResult, MailInput
 
 
 class FirstMailActivities:
-    def __init__(self, auth0: Auth0Users, mail: MailActivities):
-        self._auth0 = auth0
+    def __init__(self, lookups: LookupBatcher, mail: MailActivities):
+        self._lookups = lookups
         self._mail = mail
 
     @activity.defn
     async def look_up_and_invite(self, inp: MailInput) -> FirstInviteResult:
         """Look the address up (sign-up or log-in), then send the invitation mail once."""
-        hint = "login" if await self._auth0.user_ids_by_email(inp.email) else "signup"
+        async with heartbeating():  # the batch may wait its turn under the tenant's pace
+            hint = "login" if await self._lookups.has_account(inp.email) else "signup"
         try:
             async with heartbeating():
                 sent = await self._mail.send_mail(inp.model_copy(update={"screen_hint": hint}))

@@ -18,6 +18,7 @@ from auth0.management import AsyncAuth0
 from invites.settings import Settings
 
 TOKEN_LEEWAY_S = 60  # refresh the management token a minute before it expires
+ROLES_PER_PAGE = 50
 
 
 class Auth0TokenError(Exception):
@@ -98,15 +99,26 @@ class RoleDirectory:
     def __init__(self, client: AsyncAuth0):
         self._client = client
         self._ids: dict[str, str] = {}
+        # One resolution at a time: the first rows of a bulk import all ask for the same role,
+        # and one call answers them all.
+        self._lock = asyncio.Lock()
 
     async def ids_for(self, names: list[str]) -> dict[str, str]:
         """Ids of the named roles; raises UnknownRoles naming the ones the tenant lacks."""
-        for name in [n for n in names if n not in self._ids]:
-            pager = await self._client.roles.list(name_filter=name, per_page=50)
-            async for role in pager:
-                if role.name and role.id:
-                    self._ids[role.name] = role.id
+        if any(n not in self._ids for n in names):
+            async with self._lock:
+                for name in [n for n in names if n not in self._ids]:
+                    await self._resolve(name)
         unknown = [n for n in names if n not in self._ids]
         if unknown:
             raise UnknownRoles(unknown)
         return {n: self._ids[n] for n in names}
+
+    async def _resolve(self, name: str) -> None:
+        """Page by page until a short page (the SDK's pager asks for one more, empty page)."""
+        pager = await self._client.roles.list(name_filter=name, per_page=ROLES_PER_PAGE)
+        while True:
+            items = pager.items or []
+            self._ids.update({role.name: role.id for role in items if role.name and role.id})
+            if len(items) < ROLES_PER_PAGE or (pager := await pager.next_page()) is None:
+                return

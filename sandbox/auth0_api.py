@@ -32,6 +32,7 @@ from sandbox.login import (
 from sandbox.rate_limit import TokenBucket
 from sandbox.signing import SigningKeys
 from sandbox.tickets import PasswordTickets
+from sandbox.user_search import UserSearch
 
 API = "/api/v2"
 # The sandbox's published dev credentials (SPEC section 7), never valid against a real tenant.
@@ -132,6 +133,7 @@ class Auth0Fake(FakeService):
         secrets = {"INVITES_WEBHOOK_URL": webhook_url, "INVITES_WEBHOOK_SECRET": webhook_secret}
         if claim_namespace:
             secrets["INVITES_CLAIM_NAMESPACE"] = claim_namespace
+        self.search = UserSearch(self.tenant, _render)
         self.login = UniversalLogin(
             tenant=self.tenant,
             signing=self.signing,
@@ -217,6 +219,7 @@ class Auth0Fake(FakeService):
             web.post("/oauth/token", self.issue_token),
             web.get("/.well-known/jwks.json", self.jwks),
             web.get(f"{API}/users-by-email", self.users_by_email),
+            self.search.route(API),
             web.post(f"{API}/users", self.create_user_route),
             web.get(f"{API}/users/{{id}}", self.get_user),
             web.patch(f"{API}/users/{{id}}", self.update_user),

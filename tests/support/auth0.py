@@ -9,7 +9,7 @@ from sandbox.auth0_api import Auth0Fake
 
 # Route keys of the fake's call log (`Auth0Fake.faults`).
 ASSIGN_ROLES = "POST /api/v2/users/{id}/roles"
-LOOKUP = "GET /api/v2/users-by-email"
+LOOKUP = "GET /api/v2/users"  # the look-ups' batched user search (activities/lookups.py)
 
 
 def user_payload(auth0: Auth0Fake, email: str, **extra: Any) -> dict[str, Any]:
