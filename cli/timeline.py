@@ -30,6 +30,7 @@ from invites.models import (
     InvitationInput,
     InvitationState,
     MailInput,
+    ProvisionResult,
     RedeemInput,
     ResendInput,
     RevokeInput,
@@ -40,6 +41,9 @@ from invites.models import (
 # Activity names as the worker registers them (read here as names, without the activity code).
 FIRST_INVITE, SEND_MAIL, GRANT_ACCESS = "look_up_and_invite", "send_mail", "grant_access"
 ROLL_BACK = "roll_back_grant"
+# A provisioned invitation's first step, its later mails (each a fresh ticket), its clean-up.
+PROVISION, TICKET_MAIL, REMOVE_ACCOUNT = "provision_and_invite", "send_ticket_mail", "remove_unused_account"
+MAILS = (SEND_MAIL, TICKET_MAIL)
 CLOSED = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: "closed",
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED: "failed",
@@ -171,13 +175,13 @@ class _Reader:
     async def _activity_scheduled(self, event: HistoryEvent) -> None:
         attrs = event.activity_task_scheduled_event_attributes
         name = attrs.activity_type.name
-        decoded = await self._decode(attrs.input, MailInput) if name == SEND_MAIL else None
+        decoded = await self._decode(attrs.input, MailInput) if name in MAILS else None
         self._scheduled[event.event_id] = (name, decoded)
 
     async def _activity_completed(self, event: HistoryEvent) -> None:
         attrs = event.activity_task_completed_event_attributes
         name, inp = self._scheduled.get(attrs.scheduled_event_id, ("", None))
-        if name == SEND_MAIL and isinstance(inp, MailInput):
+        if name in MAILS and isinstance(inp, MailInput):
             if inp.kind == "reminder":
                 self._add(event, "reminded", f"reminder mail (mail #{inp.seq + 1})")
             elif inp.seq == 0:
@@ -187,15 +191,19 @@ class _Reader:
                     event, "resent", f"invitation mail #{inp.seq + 1}, link generation {inp.generation}"
                 )
         elif name == FIRST_INVITE:
-            first = await self._decode(attrs.result, FirstInviteResult)
-            if first is not None:
-                self._add(event, "looked up", _hint(first.screen_hint))
-                if first.mail is not None:
-                    self._add(event, "sent", "invitation mail")
-                elif first.refused is not None:
-                    self._add(event, "mail failed", first.refused)
-                else:
-                    self._add(event, "mail failed", f"{first.failed}; retried as send_mail")
+            self._first_mail(event, await self._decode(attrs.result, FirstInviteResult))
+        elif name == PROVISION:
+            provisioned = await self._decode(attrs.result, ProvisionResult)
+            if provisioned is not None and provisioned.mode == "provisioned":
+                self._add(event, "account made ahead", f"{provisioned.user_id}; the mail carries a ticket")
+                self._first_mail(event, provisioned.first, TICKET_MAIL, looked_up=False)
+            elif provisioned is not None:
+                self._add(event, "looked up", "existing account: the link instead of an account made ahead")
+                self._first_mail(event, provisioned.first, looked_up=False)
+        elif name == REMOVE_ACCOUNT:
+            outcome = await self._decode(attrs.result, str)
+            detail = "removed: never used" if outcome == "removed" else (outcome or "")
+            self._add(event, "account made ahead", detail)
         elif name == GRANT_ACCESS:
             await self._granted(event, attrs.result)
         elif name == ROLL_BACK:
@@ -208,6 +216,25 @@ class _Reader:
                 parts.append(f"kept {', '.join(undone.kept)} (another invitation grants them)")
             parts.append("account unlinked" if undone.unlinked else "no account link")
             self._add(event, "rolled back", "; ".join(parts))
+
+    def _first_mail(
+        self,
+        event: HistoryEvent,
+        first: FirstInviteResult | None,
+        retry: str = SEND_MAIL,
+        looked_up: bool = True,
+    ) -> None:
+        """The first mail's outcome (`look_up_and_invite`, or `provision_and_invite`'s)."""
+        if first is None:
+            return
+        if looked_up:
+            self._add(event, "looked up", _hint(first.screen_hint))
+        if first.mail is not None:
+            self._add(event, "sent", "invitation mail")
+        elif first.refused is not None:
+            self._add(event, "mail failed", first.refused)
+        else:
+            self._add(event, "mail failed", f"{first.failed}; retried as {retry}")
 
     async def _granted(self, event: HistoryEvent, result: Any) -> None:
         """The grant's three parts, each a moment of its own (they run in one activity)."""
