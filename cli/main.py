@@ -79,12 +79,18 @@ CREATE_OPTIONS = {
     "expires_in": "--expires-in",
     "email_policy": "--policy",
     "locale": "--locale",
+    "mode": "--mode",
 }
 
 
 class Policy(StrEnum):
     match = "match"
     any = "any"
+
+
+class CreateMode(StrEnum):
+    link = "link"
+    provisioned = "provisioned"
 
 
 def _invitation_id(value: str) -> str:
@@ -221,15 +227,25 @@ def create(
         Policy | None, typer.Option(help="Who may accept: the invited address only, or anyone.")
     ] = None,
     locale: Annotated[str | None, typer.Option(help="Language of the mails, e.g. en, fr, de-CH.")] = None,
+    mode: Annotated[
+        CreateMode | None,
+        typer.Option(help="link (default), or provisioned: the account made ahead, a ticket mailed."),
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Invite a person: store the data and start the invitation (the API's create, from the shell)."""
     from invites.schemas import InvitationCreate
 
     fields: dict[str, Any] = {"email": email.strip(), "roles": role or [], "data": _pairs(data or [])}
-    optional = {"external_ref": ref, "expires_in": expires_in, "locale": locale, "email_policy": policy}
+    optional = {
+        "external_ref": ref,
+        "expires_in": expires_in,
+        "locale": locale,
+        "email_policy": policy,
+        "mode": mode,
+    }
     fields.update(
-        {k: (v.value if isinstance(v, Policy) else v) for k, v in optional.items() if v is not None}
+        {k: (v.value if isinstance(v, StrEnum) else v) for k, v in optional.items() if v is not None}
     )
     try:
         body = InvitationCreate.model_validate(fields)
