@@ -5,7 +5,8 @@ Admin surface (never faulted, never logged), so another process can drive a runn
   `{"faults": [...]}`, a `hold` entry carries the id to release;
 - `GET  /__fake/faults`  faults still scripted;
 - `POST /__fake/holds/{id}/release`  let a held request through;
-- `GET  /__fake/calls?route=`  the call log; `POST /__fake/reset`  forget faults and calls.
+- `GET  /__fake/calls?route=`  the call log; `GET /__fake/counts`  calls per route key;
+- `POST /__fake/reset`  forget faults and calls.
 """
 
 from __future__ import annotations
@@ -162,6 +163,11 @@ def admin_routes(faults: Faults) -> list[web.RouteDef]:
         """The call log, optionally for one route key."""
         calls = faults.calls(request.query.get("route"))
         return web.json_response({"calls": [c.as_json() for c in calls]})
+
+    @routes.get(ADMIN_PREFIX + "counts")
+    async def count_calls(request: web.Request) -> web.Response:
+        """How many requests each route key has had (`{"counts": {"GET /api/v2/users": 3}}`)."""
+        return web.json_response({"counts": faults.counts()})
 
     @routes.post(ADMIN_PREFIX + "reset")
     async def reset(request: web.Request) -> web.Response:

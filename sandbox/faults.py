@@ -17,6 +17,7 @@ import concurrent.futures
 import itertools
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -266,6 +267,11 @@ class Faults:
     def count(self, route: str | None = None, *, status: int | None = None) -> int:
         """How many requests hit `route` (optionally only those answered with `status`)."""
         return sum(1 for c in self.calls(route) if status is None or c.status == status)
+
+    def counts(self) -> dict[str, int]:
+        """Requests seen per route key."""
+        with self._lock:
+            return dict(Counter(c.route for c in self._calls))
 
     def reset(self) -> None:
         """Forget scripted faults and calls; release every held request."""
