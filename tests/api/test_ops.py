@@ -36,6 +36,7 @@ PUBLIC_FIELDS = {
     "accepted_at",
     "reminders_sent",
     "grant",
+    "mode",
 }
 
 
