@@ -115,7 +115,8 @@ async function oldestPending() {
     token = page.next_page_token;
     pages += 1;
   } while (token && pages < PENDING_PAGES);
-  items.sort((a, b) => String(a.created_at).localeCompare(String(b.created_at)));
+  const started = (item) => (item.created_at ? Date.parse(item.created_at) : Infinity);
+  items.sort((a, b) => started(a) - started(b));
   const oldest = items.slice(0, PENDING_SHOWN);
   // Delivery state is the workflow's (delivered_at, opened_at): one read per row shown.
   const details = await Promise.all(
@@ -171,6 +172,9 @@ function drawFunnel(groups) {
     chart.append(svg("text", {x: left + g * cluster + cluster / 2, y: height - bottom + 20, class: "group"}, groupName(group.key)));
   });
   box.append(chart, legend(STAGES.map((stage) => [stage, `stage-${stage}`])));
+  if (groups.length > shown.length) {
+    box.append(paragraph(`The chart shows the ${shown.length} largest of ${groups.length} groups; the table has them all.`));
+  }
 }
 
 function fillFunnelTable(groups) {
