@@ -87,7 +87,7 @@ def cells(*values: str | Text) -> list[Text]:
 def invitation_json(state: InvitationState) -> dict[str, Any]:
     """The API's `InvitationPublic`, plus what ops want to see beyond it."""
     public = InvitationPublic.from_state(state).model_dump(mode="json")
-    for name in ("created_at", "expires_at", "accepted_at"):
+    for name in ("created_at", "expires_at", "accepted_at", "delivered_at", "opened_at"):
         public[name] = iso(getattr(state, name))
     return {
         **public,
@@ -97,6 +97,7 @@ def invitation_json(state: InvitationState) -> dict[str, Any]:
         "grant_error": state.grant_error,
         "rollback_error": state.rollback_error,
         "undeliverable_reason": state.undeliverable_reason,
+        "reminders_stopped": state.reminders_stopped,
         "ended_at": iso(state.ended_at),
     }
 
@@ -119,6 +120,12 @@ def print_invitation(state: InvitationState, title: str | None = None) -> None:
             f"{state.mails_sent} (reminders {state.reminders_sent}, link generation {state.generation})",
         ),
     ]
+    if state.source or state.campaign:
+        rows.append(("source, campaign", f"{state.source or '-'}, {state.campaign or '-'}"))
+    rows.append(("delivered", when(state.delivered_at) + " UTC" if state.delivered_at else "not reported"))
+    rows.append(("opened", when(state.opened_at) + " UTC" if state.opened_at else "not yet"))
+    if state.reminders_stopped:
+        rows.append(("reminders stopped", f"SendGrid reported a {state.reminders_stopped}"))
     if state.accepted_by:
         rows.append(("accepted by", f"{state.accepted_by} at {when(state.accepted_at)} UTC"))
     if state.grant:
