@@ -169,3 +169,26 @@ async def test_an_address_with_an_account_falls_back_to_the_link(stack: Stack):
         assert stack.auth0.faults.count(CREATE_USER) == 0
         assert (await handle.result()).status == Status.EXPIRED
         assert existing["user_id"] in stack.auth0.tenant.users  # never ours to remove
+
+
+async def test_a_claim_by_another_account_accepts_and_removes_the_unused_account(stack: Stack):
+    async with stack.worker():
+        handle, made = await provisioned(stack, "two@example.com", roles=("customer",))
+        google = stack.auth0.create_user("two@example.com", connection="google-oauth2")["user_id"]
+        user = RedeemUser(user_id=google, email="two@example.com", email_verified=True)
+        req = RedeemInput(generation=0, user=user, via="claim")
+        await invitations.redeem(stack.client, handle.id.removeprefix("invitation-"), req)
+        final = await handle.result()
+        assert (final.status, final.accepted_by) == (Status.ACCEPTED, google)
+        assert made not in stack.auth0.tenant.users  # never used: removed
+        assert stack.auth0.role_names(google) == ["customer"]
+        assert "claimed_at" in stack.auth0.user(google)["app_metadata"]["invites"]
+
+
+async def test_a_mail_refused_for_good_ends_undeliverable_and_removes_the_account(stack: Stack):
+    stack.sendgrid.reject("bounce@example.com")
+    async with stack.worker():
+        handle = await stack.invite("bounce@example.com", mode="provisioned")
+        final = await handle.result()
+        assert final.status == Status.UNDELIVERABLE
+        assert the_account(stack, "bounce@example.com") is None
