@@ -16,6 +16,7 @@ resend makes a fresh one (`send_ticket_mail`): Auth0 keeps only a user's newest 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -160,7 +161,10 @@ class ProvisioningActivities:
         return "removed"
 
 
-async def _first_mail(inp: MailInput, send: Any) -> FirstInviteResult:
+Sender = Callable[[MailInput], Awaitable[MailResult]]
+
+
+async def _first_mail(inp: MailInput, send: Sender) -> FirstInviteResult:
     """Send the first mail once, as `look_up_and_invite` does: refused for good or failed for
     now comes back in the result (the workflow ends the invitation or retries the mail)."""
     hint = inp.screen_hint
