@@ -37,12 +37,9 @@ log = logging.getLogger("invites.api.webhook")
 
 @router.post(
     "/v1/webhooks/auth0",
-    response_model=RedeemAccepted,
+    response_model=RedeemAccepted | ClaimAnswer,
+    response_description="Accepted (`invitation.redeem`), or claimed / none (`invitation.claim`)",
     responses={
-        200: {
-            "model": RedeemAccepted | ClaimAnswer,
-            "description": "Accepted (`invitation.redeem`), or claimed / none (`invitation.claim`)",
-        },
         401: {"model": ErrorBody, "description": "Bad signature or stale timestamp"},
         422: {"model": ErrorBody, "description": "`invalid_request`: a signed body that is not a redeem"},
         404: {"model": ErrorBody, "description": "Forged or unknown invitation token"},
