@@ -91,6 +91,16 @@ async def test_a_bad_missing_stale_or_reordered_signature_is_401_and_applies_not
     assert (await _invitation(api, invitation))["status"] == "pending"
 
 
+async def test_without_a_key_configured_every_post_is_401(api: Api):
+    invitation = await _pending(api, "nokey@example.com")
+    settings = api.stack.settings.model_copy(update={"sendgrid_event_public_key": None})
+    app = create_app(settings, temporal=api.stack.client)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as http:
+        response = await _post(http, [_events_for(invitation, "delivered")])
+    assert response.status_code == 401
+    assert (await _invitation(api, invitation))["delivered_at"] is None
+
+
 async def test_a_signed_body_that_is_not_an_array_is_422(api: Api):
     body = b'{"event": "delivered"}'
     response = await api.http.post(URL, content=body, headers=signed_headers(KEY, body))
