@@ -156,13 +156,17 @@ def list_invitations(
     status: Annotated[Status | None, typer.Option(help="Only invitations in this state.")] = None,
     email: Annotated[str | None, typer.Option(help="Only invitations sent to this address.")] = None,
     ref: Annotated[str | None, typer.Option(help="Only the invitation with this external_ref.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many, newest first.")] = 50,
+    limit: Annotated[
+        int, typer.Option(min=1, max=10_000, help="At most this many (pending ones first when more match).")
+    ] = 50,
     json_output: JsonFlag = False,
 ) -> None:
-    """List invitations from Temporal visibility, newest first.
+    """List invitations from Temporal visibility, newest first (by creation).
 
-    The `accepted by` column needs each invitation's state: it is asked for only when --limit is
-    50 or less (the default), and left blank for longer listings.
+    Temporal lists pending invitations before ended ones and cannot sort otherwise, so when more
+    than --limit match, the rows are the first --limit it lists (sorted newest first), not the
+    newest --limit. The `accepted by` column needs each invitation's state: it is asked for only
+    when --limit is 50 or less (the default), and left blank for longer listings.
     """
     from cli import ops as cli_ops
     from cli import output as cli_output
@@ -178,11 +182,12 @@ def list_invitations(
         query = list_query(
             ops.settings, status and status.value, email and email.strip(), ref and ref.strip()
         )
-        rows = await cli_ops.list_invitations(ops, query, limit, with_state=with_state)
+        listing = await cli_ops.list_invitations(ops, query, limit, with_state=with_state)
         if json_output:
-            cli_output.print_json([cli_output.listed_json(row) for row in rows])
+            cli_output.print_json([cli_output.listed_json(row) for row in listing.rows])
         else:
-            cli_output.print_list(rows, with_state=with_state)
+            more_than = limit if listing.more else None
+            cli_output.print_list(listing.rows, with_state=with_state, more_than=more_than)
 
     _run(run, as_json=json_output)
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
 from sqlalchemy.exc import OperationalError
@@ -109,16 +110,39 @@ class Listed:
         return None if email is None or email.startswith("h1:") else email
 
 
-async def list_invitations(ops: Ops, query: str, limit: int, *, with_state: bool) -> list[Listed]:
-    executions = [
+@dataclass(frozen=True)
+class Listing:
+    rows: list[Listed]  # newest first by creation
+    more: bool  # more invitations match than the limit: `rows` are visibility's first ones
+
+
+async def list_invitations(ops: Ops, query: str, limit: int, *, with_state: bool) -> Listing:
+    """Up to `limit` invitations matching `query`, newest first by creation (the run's start).
+
+    Visibility cannot be asked for that order (ORDER BY is refused on SQL visibility): it lists
+    running runs first, then closed ones by close time. So the listing takes visibility's first
+    `limit` rows (and one more, to know whether more match) and sorts those. When more match,
+    they are the first `limit` in visibility's order, not the `limit` newest: pending
+    invitations come before ended ones, whatever their age.
+    """
+    fetched = [
         execution
-        async for execution in ops.temporal.list_workflows(query, limit=limit, page_size=min(limit, 1000))
+        async for execution in ops.temporal.list_workflows(
+            query, limit=limit + 1, page_size=min(limit + 1, 1000)
+        )
     ]
+    executions = fetched[:limit]
     summaries = [invitations.listed(e) for e in await invitations.latest_runs(ops.temporal, executions)]
+    summaries.sort(key=_newest_first, reverse=True)
     states: dict[str, InvitationState] = {}
     if with_state and summaries:
         states = await _states(ops.temporal, [s.id for s in summaries])
-    return [Listed(s, states.get(s.id)) for s in summaries]
+    return Listing([Listed(s, states.get(s.id)) for s in summaries], more=len(fetched) > limit)
+
+
+def _newest_first(summary: InvitationSummary) -> tuple[datetime, str]:
+    """The sort key (reversed): creation time, then the id, so equal times keep one order."""
+    return (summary.created_at or datetime.min.replace(tzinfo=UTC), summary.id)
 
 
 async def _states(client: Client, ids: list[str]) -> dict[str, InvitationState]:

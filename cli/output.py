@@ -163,7 +163,8 @@ def listed_json(row: Listed) -> dict[str, Any]:
     }
 
 
-def print_list(rows: Sequence[Listed], *, with_state: bool) -> None:
+def print_list(rows: Sequence[Listed], *, with_state: bool, more_than: int | None = None) -> None:
+    """The rows as a table; `more_than`: the --limit that more invitations match than."""
     if not rows:
         err().print("No invitations match.")
         return
@@ -185,6 +186,12 @@ def print_list(rows: Sequence[Listed], *, with_state: bool) -> None:
     print_table(out(), table)
     if not with_state:
         err().print("[dim]accepted by is left blank above 50 rows (--limit 50 or less fills it).[/]")
+    if more_than is not None:
+        err().print(
+            f"[dim]More than {more_than} invitations match: these are the first {more_than} Temporal "
+            "lists (pending ones first), newest first. Raise --limit or narrow with --status or "
+            "--email to see newer ended ones.[/]"
+        )
 
 
 # --- show ------------------------------------------------------------------------------------
