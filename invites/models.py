@@ -219,7 +219,12 @@ class RollbackInput(_Model):
         """The rollback run's state from its start: `revoked` (no redeem takes it again), with
         the acceptance it undoes still shown."""
         return self.accepted.model_copy(
-            update={"status": Status.REVOKED, "revoked_reason": self.reason, "ended_at": now, "rollback": "pending"}
+            update={
+                "status": Status.REVOKED,
+                "revoked_reason": self.reason,
+                "ended_at": now,
+                "rollback": "pending",
+            }
         )
 
 
@@ -341,7 +346,9 @@ class FunnelFact(_Model):
 class InvitationEvent(_Model):
     """A transition delivered to the CRM / events sink. Never carries the link token."""
 
-    type: str  # invitation.created, .sent, .reminded, .accepted, .expired, .revoked, .undeliverable, .rolled_back
+    # invitation.created, .sent, .reminded, .accepted, .expired, .revoked, .undeliverable,
+    # .rolled_back
+    type: str
     invitation_id: str
     email: str
     status: Status
