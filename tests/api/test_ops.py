@@ -37,6 +37,13 @@ PUBLIC_FIELDS = {
     "reminders_sent",
     "grant",
     "mode",
+    "source",
+    "campaign",
+    "delivered_at",
+    "opened_at",
+    "revoked_reason",
+    "rollback",
+    "rolled_back_at",
 }
 
 
