@@ -64,7 +64,10 @@ async def list_invitations(
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
     page_token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> InvitationPage:
-    """Invitations from Temporal visibility, newest first, filtered by status, email or ref."""
+    """Invitations from Temporal visibility, filtered by status, email or ref, in its order:
+    pending invitations first, newest first, then ended ones, the most recently ended first.
+    Visibility cannot sort otherwise across pages (`ORDER BY` is refused on SQL visibility);
+    sort the items by `created_at` after fetching every page you need."""
     query = list_query(services.settings, status.value if status else None, email, ref)
     keys = [key for _, key in services.settings.token_keyring]
     token = _open_page_token(keys, query, page_token) if page_token else None
