@@ -27,6 +27,7 @@ from sandbox.faults import Clock
 from sandbox.sendgrid_events import EventPoster, dev_private_key, outcome_events
 
 SEND = "/v3/mail/send"
+BOUNCES = "/__fake/bounces"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -115,7 +116,19 @@ class SendGridFake(FakeService):
         return [m for m in self.messages if email.lower() in (t.lower() for t in m.to)]
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post(SEND, self.send)]
+        return [web.post(SEND, self.send), web.post(BOUNCES, self.script_bounces)]
+
+    async def script_bounces(self, request: web.Request) -> web.Response:
+        """`POST /__fake/bounces {"addresses": [...]}`: the fault setting for another process
+        (`invites dev`'s sandbox): mail to these addresses is accepted, then reported bounced."""
+        body = await parsed_body(request)
+        addresses = body.get("addresses") if isinstance(body, dict) else None
+        if not isinstance(addresses, list) or not all(
+            isinstance(a, str) and _EMAIL.match(a) for a in addresses
+        ):
+            return web.json_response({"error": "give addresses: a list of email addresses"}, status=400)
+        self.bounce(*addresses)
+        return web.json_response({"bouncing": sorted(self.bouncing)}, status=201)
 
     async def send(self, request: web.Request) -> web.Response:
         """POST /v3/mail/send."""

@@ -7,6 +7,7 @@ import asyncio
 import json
 from typing import Any
 
+import httpx
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 from sendgrid import SendGridAPIClient
@@ -96,6 +97,19 @@ async def test_a_bouncing_address_and_the_reserved_ones_bounce_or_drop() -> None
     assert outcomes["gone@example.com"]["type"] == "bounce"  # hard, not `blocked`
     assert outcomes["bounce@example.org"]["event"] == "bounce"
     assert outcomes["drop@example.org"]["event"] == "dropped"
+
+
+async def test_another_process_scripts_bouncing_addresses_over_http() -> None:
+    receiver = Receiver()
+    async with FakeServer(receiver.app()) as events_url:
+        fake = SendGridFake(api_key="SG.k", events_url=f"{events_url}/events")
+        async with fake.serve() as url, httpx.AsyncClient(base_url=url) as http:
+            assert (await http.post("/__fake/bounces", json={"addresses": "x"})).status_code == 400
+            scripted = await http.post("/__fake/bounces", json={"addresses": ["Later@Example.com"]})
+            assert scripted.json() == {"bouncing": ["later@example.com"]}
+            await asyncio.to_thread(SendGridAPIClient("SG.k", host=url).send, _mail("later@example.com"))
+            await _until(lambda: receiver.posts)
+    assert [e["event"] for e in receiver.events()] == ["processed", "bounce"]
 
 
 async def test_a_post_the_receiver_refuses_is_retried_with_the_same_events() -> None:
