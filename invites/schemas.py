@@ -320,11 +320,16 @@ class LinkedInvitationPublic(BaseModel):
     email: str
     accepted_at: datetime
     created_at: datetime
+    roles: list[str] = Field(description="The roles this invitation granted.")
     data: dict[str, Any]
 
 
 class Me(BaseModel):
     user_id: str
+    roles: list[str] = Field(
+        description="The roles the account's accepted invitations granted, all of them, sorted "
+        "(roles given outside invitations are Auth0's to tell)."
+    )
     invitations: list[LinkedInvitationPublic]
 
 

@@ -2,13 +2,14 @@
 
 `/` sends a person to `/dev`, where the story starts: a stand-in funnel form. `/dev/outbox`
 shows the mails the worker kept (and refreshes itself), and `/app` is a small customer space: it
-signs in through the Auth0 sandbox (authorization code flow), then shows who I am, the roles the
-invitation granted, and the funnel data from `GET /v1/me`.
+signs in through the Auth0 sandbox (authorization code flow), then shows who I am, and from
+`GET /v1/me` the roles every invitation I accepted granted and the funnel data each carried.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -21,6 +22,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api.deps import ServicesDep
 from invites.models import Reason
+from invites.schemas import Me
 from invites.settings import DEV_API_KEY
 
 router = APIRouter(include_in_schema=False)
@@ -42,6 +44,14 @@ def mail_preview(html: str) -> str:
 
 
 _pages.filters["mail_preview"] = mail_preview
+
+
+def utc(moment: datetime) -> str:
+    """A time as the dev pages write it: `2026-12-06 10:00:00 UTC`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") + " UTC"
+
+
+_pages.filters["utc"] = utc
 
 ACCESS_COOKIE, ID_COOKIE = "invites_dev_at", "invites_dev_id"
 EXPLAIN = {
@@ -116,15 +126,17 @@ async def customer_space(request: Request, services: ServicesDep) -> Response:
         response = await http.get("/v1/me", headers={"Authorization": f"Bearer {access}"})
     if response.status_code != 200:
         return _render("dev/app.html", title="Customer space", user=None, login_url=login_url)
-    namespace = services.settings.claim_namespace
-    error = user.get(f"{namespace}invitation_error")
+    # The account's roles are those of every invitation it accepted, from /v1/me: the token's
+    # roles claim holds only what this login's invitation granted.
+    me = Me.model_validate(response.json())
+    error = user.get(f"{services.settings.claim_namespace}invitation_error")
     return _render(
         "dev/app.html",
         title="Customer space",
         user=user,
-        roles=user.get(f"{namespace}roles") or [],
+        roles=me.roles,
         invitation_error=EXPLAIN.get(error, error) if error else None,
-        me=response.json(),
+        me=me,
         login_url=login_url,
     )
 

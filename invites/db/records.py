@@ -50,6 +50,7 @@ class LinkedInvitation:
     email: str
     data: dict[str, Any]
     created_at: datetime
+    roles: list[str] = field(default_factory=list)  # the roles the invitation granted
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -138,7 +138,8 @@ class Store:
         return False
 
     async def links_for_user(self, user_id: str) -> list[LinkedInvitation]:
-        """The invitations this account accepted, newest acceptance first."""
+        """The invitations this account accepted, newest acceptance first, with the roles each
+        granted (as asked for on create, kept in `options`)."""
         stmt = (
             select(AccountLink, Invitation)
             .join(Invitation, Invitation.id == AccountLink.invitation_id)
@@ -156,6 +157,7 @@ class Store:
                     email=invitation.email,
                     data=invitation.data,
                     created_at=invitation.created_at,
+                    roles=list(invitation.options.get("roles") or []),
                 )
                 for link, invitation in session.execute(stmt).all()
             ]

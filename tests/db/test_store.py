@@ -183,7 +183,12 @@ async def test_concurrent_links_by_the_same_user_change_it_once(store: Store):
 
 async def test_links_for_user_lists_newest_first_with_the_funnel_data(store: Store):
     for n in range(3):
-        await store.save_invitation(invitation(f"inv_{n}", data={"n": n}, created_at=T0 + timedelta(days=n)))
+        roles = (
+            {"roles": ["customer", "member"][:n]} if n else {}
+        )  # inv_0: a row from before `options` held them
+        await store.save_invitation(
+            invitation(f"inv_{n}", data={"n": n}, created_at=T0 + timedelta(days=n), options=roles)
+        )
     await store.link_account("inv_0", "auth0|ada", "ada@work.com", T0 + timedelta(days=5))
     await store.link_account("inv_2", "auth0|ada", "ada@work.com", T0 + timedelta(days=9))
     await store.link_account("inv_1", "auth0|bob", "bob@example.com", T0 + timedelta(days=7))
@@ -199,6 +204,7 @@ async def test_links_for_user_lists_newest_first_with_the_funnel_data(store: Sto
     assert newest.created_at == T0 + timedelta(days=2)
     assert newest.accepted_at == T0 + timedelta(days=9)
     assert newest.accepted_at.tzinfo is not None
+    assert [link.roles for link in links] == [["customer", "member"], []]
     assert await store.links_for_user("auth0|nobody") == []
 
 
