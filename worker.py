@@ -45,7 +45,7 @@ from activities.mail import MailActivities, MailRenderer, MailSender, OutboxSend
 from activities.maintenance import MaintenanceActivities
 from activities.provisioning import ProvisionedUsers, ProvisioningActivities
 from activities.rollback import RollbackActivities
-from invites.auth0 import Auth0Management
+from invites.auth0 import Auth0Management, CallPace
 from invites.db.engine import create_engine
 from invites.db.funnel import FunnelStore
 from invites.db.migrate import upgrade
@@ -100,12 +100,10 @@ async def build_activities(settings: Settings) -> AsyncIterator[Activities]:
     store = Store(engine)
     async with httpx.AsyncClient(timeout=settings.auth0_timeout) as http:
         management = Auth0Management(settings, http)
-        auth0 = Auth0Users(management)
-        lookups = LookupBatcher(
-            management,
-            batch=settings.auth0_lookup_batch,
-            calls_per_second=settings.max_task_queue_activities_per_second,
-        )
+        auth0 = Auth0Users(management)  # the grant and the rollback: a person may be waiting
+        # Every call the Auth0 queue's activities make takes turns under the tenant's ceiling.
+        queue = management.paced(CallPace(settings.max_task_queue_activities_per_second))
+        lookups = LookupBatcher(queue, batch=settings.auth0_lookup_batch)
         mail = MailActivities(
             _mail_sender(settings),
             store,
@@ -123,7 +121,7 @@ async def build_activities(settings: Settings) -> AsyncIterator[Activities]:
                 maintenance=MaintenanceActivities(store),
                 funnel=FunnelActivities(FunnelStore(store)),
                 provisioning=ProvisioningActivities(
-                    ProvisionedUsers(Auth0Management(settings, http), settings.auth0_database_connection),
+                    ProvisionedUsers(queue, settings.auth0_database_connection),
                     mail,
                     settings.provisioned_result_url,
                 ),
@@ -188,8 +186,8 @@ def build_workers(client: Client, settings: Settings, acts: Activities) -> list[
             acts.provisioning.remove_unused_account,
         ],
         max_concurrent_activities=LOOKUP_BATCHES_IN_FLIGHT * settings.auth0_lookup_batch,
-        # The ceiling counts Auth0 calls, and a call answers a batch: the server hands out up to
-        # a full batch per call, across all workers; the batcher paces the calls themselves.
+        # The ceiling counts Auth0 calls, and a look-up call answers a batch: the server hands
+        # out up to a full batch per call, across all workers; `CallPace` paces the calls.
         max_task_queue_activities_per_second=(
             settings.max_task_queue_activities_per_second * settings.auth0_lookup_batch
         ),

@@ -10,6 +10,7 @@ when it says when to come back.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -36,12 +37,9 @@ class Auth0Users:
         self._client = auth0.client
         self._token = auth0.token
         self._roles = auth0.roles
-
-    async def user_ids_by_email(self, email: str) -> list[str]:
-        """Accounts that already use the address (decides sign-up vs log-in)."""
-        # users-by-email is case-sensitive and Auth0 stores addresses lower-cased.
-        users = await self._call(lambda: self._client.users.list_users_by_email(email=email.strip().lower()))
-        return [u.user_id for u in users if u.user_id]
+        # Paced on the Auth0 queue (the tenant's ceiling, shared with the batched look-ups of
+        # activities/lookups.py); unpaced for the grant, which a person waits for at login.
+        self._pace = auth0.pace
 
     async def assign_roles(self, user_id: str, roles: list[str]) -> tuple[list[str], list[str]]:
         """Assign the roles the user does not hold yet, so a retry assigns nothing twice.
@@ -128,7 +126,7 @@ class Auth0Users:
         """Take one invitation out of `app_metadata`: its `invitations` entry, and the keys of its
         payload in `invites.data` that still hold its values, unless another accepted invitation
         of the account (`kept`, their payloads merged) gives the same value. One read and at most
-        one PATCH; True when something was removed (now or by an earlier attempt)."""
+        one PATCH; True when this call removed something."""
         try:
             user = await self._call(lambda: self._client.users.get(user_id, fields="app_metadata"))
         except ApplicationError as err:
@@ -158,6 +156,8 @@ class Auth0Users:
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
         try:
             async with heartbeating():
+                if self._pace is not None:
+                    await self._pace.take()
                 return await fn()
         except UnknownRoles as exc:
             raise ApplicationError(str(exc), type="Auth0UnknownRole", non_retryable=True) from None
@@ -166,13 +166,17 @@ class Auth0Users:
         except ApiError as exc:
             if exc.status_code == 401:
                 self._token.invalidate()  # a rotated secret or revoked token: fetch anew next time
-            raise http_error(
+            failure = http_error(
                 SERVICE,
                 exc.status_code,
                 exc.headers,
                 _auth0_message(exc.body),
                 not_found_type="Auth0UserNotFound",
-            ) from None
+            )
+            if self._pace is not None and failure.next_retry_delay is not None:
+                # Auth0 said when to come back: no paced call from this worker before then.
+                self._pace.hold_until(time.monotonic() + failure.next_retry_delay.total_seconds())
+            raise failure from None
         except httpx.HTTPError as exc:
             raise http_error(SERVICE, None, None, type(exc).__name__) from None
 

@@ -8,7 +8,8 @@ on the tenant's per-second limit; instead each worker process keeps one `LookupB
     GET /api/v2/users?q=email:("a@x" OR "b@y" …)&search_engine=v3
 
 through auth0-python, paging through the answer. Calls go one at a time and at most
-`calls_per_second` a second (a token bucket, bursts of one second's worth). When to call:
+the ceiling a second (`CallPace` in `invites/auth0.py`, shared by every call the Auth0 queue's
+activities make). When to call:
 
 - a look-up on an idle worker (no call in the last `STREAM_GATHER_S`) waits `GATHER_S` for
   company and goes out with whatever came: a single invitation is not held back;
@@ -41,7 +42,7 @@ from auth0.management.core.api_error import ApiError
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import http_error
-from invites.auth0 import Auth0Management, Auth0TokenError
+from invites.auth0 import Auth0Management, Auth0TokenError, CallPace
 
 T = TypeVar("T")
 SERVICE = "Auth0"
@@ -83,57 +84,30 @@ def _encoded_len(text: str) -> int:
     return len(quote(text, safe=""))
 
 
-class CallPace:
-    """At most `rate` calls a second, in bursts of up to one second's worth (at least one); and
-    none before a time Auth0 named (`hold_until`, from a 429's `Retry-After`)."""
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self._rate = rate
-        self._capacity = max(1.0, math.floor(rate))
-        self._tokens = self._capacity
-        self._clock = clock
-        self._updated = clock()
-        self._not_before = 0.0
-
-    def hold_until(self, when: float) -> None:
-        self._not_before = max(self._not_before, when)
-
-    async def take(self) -> None:
-        """Wait for the next call's turn and spend it."""
-        while True:
-            now = self._clock()
-            self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
-            self._updated = now
-            wait = max(self._not_before - now, 0.0 if self._tokens >= 1 else (1 - self._tokens) / self._rate)
-            if wait <= 0:
-                self._tokens -= 1
-                return
-            await asyncio.sleep(wait)
-
-
 class LookupBatcher:
-    """One per worker process: `has_account(email)` answered by batched Auth0 user searches."""
+    """One per worker process: `has_account(email)` answered by batched Auth0 user searches,
+    its calls taking turns under `auth0.pace` (the Auth0 queue's ceiling, shared with the other
+    calls made on that queue)."""
 
     def __init__(
         self,
         auth0: Auth0Management,
         *,
         batch: int,
-        calls_per_second: float,
         gather_s: float = GATHER_S,
         stream_gather_s: float = STREAM_GATHER_S,
     ) -> None:
         if batch < 1:
             raise ValueError("batch must be at least 1")
+        if auth0.pace is None:
+            raise ValueError("the look-ups need a paced client (Auth0Management.paced)")
         self._client = auth0.client
         self._token = auth0.token
         self._batch = batch
         self._gather_s = gather_s
         self._stream_gather_s = stream_gather_s
         self._last_call = -math.inf  # time.monotonic() of the last call's start
-        self._pace = CallPace(calls_per_second)
+        self._pace: CallPace = auth0.pace
         # Address -> the look-ups waiting for it, oldest address first (dicts keep order).
         self._waiting: dict[str, list[asyncio.Future[bool]]] = {}
         self._arrived: dict[str, float] = {}  # address -> when its first look-up came

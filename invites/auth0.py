@@ -9,8 +9,10 @@ resolves names to ids once.
 from __future__ import annotations
 
 import asyncio
+import copy
+import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 from auth0.management import AsyncAuth0
@@ -71,10 +73,42 @@ class ClientCredentialsToken:
         self._token = None
 
 
+class CallPace:
+    """At most `rate` calls a second, in bursts of up to one second's worth (at least one); and
+    none before a time Auth0 named (`hold_until`, from a 429's `Retry-After`). The worker's
+    calls on the Auth0 queue take turns under one (`INVITES_MAX_TASK_QUEUE_ACTIVITIES_PER_SECOND`)."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self._rate = rate
+        self._capacity = max(1.0, math.floor(rate))
+        self._tokens = self._capacity
+        self._clock = clock
+        self._updated = clock()
+        self._not_before = 0.0
+
+    def hold_until(self, when: float) -> None:
+        self._not_before = max(self._not_before, when)
+
+    async def take(self) -> None:
+        """Wait for the next call's turn and spend it."""
+        while True:
+            now = self._clock()
+            self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
+            self._updated = now
+            wait = max(self._not_before - now, 0.0 if self._tokens >= 1 else (1 - self._tokens) / self._rate)
+            if wait <= 0:
+                self._tokens -= 1
+                return
+            await asyncio.sleep(wait)
+
+
 class Auth0Management:
     """The SDK client, its token, and the role directory, built once per process."""
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient):
+        self.pace: CallPace | None = None  # unpaced: the API, the CLI, the grant at login
         self.token = ClientCredentialsToken(
             http,
             settings.auth0_base_url,
@@ -91,6 +125,12 @@ class Auth0Management:
             httpx_client=http,
         )
         self.roles = RoleDirectory(self.client)
+
+    def paced(self, pace: CallPace) -> Auth0Management:
+        """The same client, token and roles, with calls that take turns under `pace`."""
+        view = copy.copy(self)
+        view.pace = pace
+        return view
 
 
 class RoleDirectory:

@@ -12,7 +12,7 @@ from auth0.management.errors import BadRequestError
 from pydantic import ValidationError
 
 from activities.lookups import MAX_QUERY_CHARS, LookupBatcher, search_query
-from invites.auth0 import Auth0Management
+from invites.auth0 import Auth0Management, CallPace
 from invites.schemas import InvitationCreate
 from invites.settings import Settings
 from sandbox.auth0_api import DEV_CLIENT_ID, DEV_CLIENT_SECRET, Auth0Fake
@@ -125,7 +125,7 @@ async def test_the_batcher_pages_through_a_search_with_more_accounts_than_a_page
     for email in wanted:
         auth0_fake.create_user(email)
         auth0_fake.create_user(email, connection="google-oauth2")
-    batcher = LookupBatcher(Auth0Management(_settings(auth0_url), http), batch=100, calls_per_second=100)
+    batcher = LookupBatcher(_paced(auth0_url, http), batch=100)
     answers = await _all(batcher, [*wanted, "none@example.com"])
     assert answers == [True] * 60 + [False]
     pages = [c.query["page"] for c in auth0_fake.faults.calls(SEARCH)]
@@ -137,7 +137,7 @@ async def test_the_batcher_keeps_each_query_under_the_length_limit(
 ):
     long = [f"{'x' * 200}.{i}@example.com" for i in range(50)]
     auth0_fake.create_user(long[-1])
-    batcher = LookupBatcher(Auth0Management(_settings(auth0_url), http), batch=50, calls_per_second=100)
+    batcher = LookupBatcher(_paced(auth0_url, http), batch=50)
     answers = await _all(batcher, long)
     assert answers == [False] * 49 + [True]
     calls = auth0_fake.faults.calls(SEARCH)
@@ -161,8 +161,10 @@ async def _all(batcher: LookupBatcher, addresses: list[str]) -> list[bool]:
         await batcher.aclose()
 
 
-def _settings(url: str) -> Settings:
-    return Settings(_env_file=None, env="development", auth0_base_url=url, auth0_audience=f"{url}/api/v2/")
+def _paced(url: str, http: httpx.AsyncClient) -> Auth0Management:
+    audience = f"{url}/api/v2/"
+    settings = Settings(_env_file=None, env="development", auth0_base_url=url, auth0_audience=audience)
+    return Auth0Management(settings, http).paced(CallPace(100))
 
 
 def _credentials(url: str) -> dict[str, str]:
