@@ -17,7 +17,10 @@ One run, against a fresh `invites dev` (or a stack given by `--api` / `--tempora
    `Creator`, as the API does, without HTTP);
 6. cold redeems: the first invitations created, redeemed last, once the worker no longer holds
    them (the usual case of a link clicked days later); next to them, when more no-op workflows
-   than the no-op worker's cache were started, bare updates on the first ones, likewise evicted.
+   than the no-op worker's cache were started, bare updates on the first ones, likewise evicted;
+7. import (`--import-rows`): a CSV of new addresses through the CLI's own import code
+   (`cli/bulk_import.py`), timed until the last first mail is in the outbox, and the Auth0 calls
+   it cost (the sandbox's counters).
 
 The figures go to a table and a JSON file; BENCHMARKS.md explains them.
 """
@@ -44,7 +47,6 @@ import httpx
 import typer
 
 from bench.stack import (
-    BENCH_AUTH0_ACTIVITIES_PER_S,
     Stack,
     cpu_seconds,
     dev_stack,
@@ -62,6 +64,11 @@ TARGETS: list[tuple[str, str, float]] = [
     ("redeem_vs_raw", "<=", 4.0),
     ("history_events_accepted", "<=", 40),
     ("worker_rss_mb_10k_open", "<=", 400),
+]
+# With an import phase (`--import-rows`): its look-ups in batches (issue 18).
+IMPORT_TARGETS: list[tuple[str, str, float]] = [
+    ("auth0_calls_per_invitation", "<=", 0.05),
+    ("import_vs_raw", ">=", 0.3),
 ]
 REDEEM_SAMPLE = 100  # invitations redeemed (and no-op updates timed), one after another
 HISTORY_SAMPLE = 5  # accepted histories read; the figure is their median (timing moves it a little)
@@ -95,6 +102,7 @@ class Options:
     api_processes: int = 1
     worker_processes: int = 1
     rounds: int = 4
+    import_rows: int = 0
 
 
 def bench(
@@ -120,8 +128,14 @@ def bench(
     rounds: Annotated[
         int, typer.Option(min=1, help="Alternating blocks of raw starts and of creates (the load split).")
     ] = 4,
+    import_rows: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Rows of a CSV imported last through the CLI's import code (0: no import phase)."
+        ),
+    ] = 0,
 ) -> None:
-    """Measure creates, redeems, history size and worker memory against bare Temporal.
+    """Measure creates, redeems, history size, worker memory and a bulk import against bare Temporal.
 
     Starts `invites dev` on free ports in a temporary folder unless `--api` / `--temporal`
     name a running stack (the other settings then come from INVITES_* variables). Prints a
@@ -140,6 +154,7 @@ def bench(
         api_processes,
         worker_processes,
         rounds,
+        import_rows,
     )
     results: dict[str, Any] = {}
     try:
@@ -172,21 +187,22 @@ async def run(opts: Options, console: Any, results: dict[str, Any]) -> dict[str,
         "api_processes": opts.api_processes,
         "worker_processes": opts.worker_processes,
         "rounds": len(rounds_of(opts.invitations, opts.rounds)),
+        "import_rows": opts.import_rows,
     }
     async with _stack(opts, console) as stack:
         results["config"]["apis"] = stack.apis
-        results["config"]["auth0_activities_per_s"] = (
-            BENCH_AUTH0_ACTIVITIES_PER_S
-            if stack.started_here
-            else stack.settings.max_task_queue_activities_per_second
-        )
+        # The Auth0 ceiling in calls per second, and addresses per call: the defaults on the
+        # stack started here, as a tenant's free plan would have it.
+        results["config"]["auth0_calls_per_s"] = stack.settings.max_task_queue_activities_per_second
+        results["config"]["auth0_lookup_batch"] = stack.settings.auth0_lookup_batch
         async with Bench.open(opts, stack, console) as b:
             results["machine"]["temporal_server"] = await b.server_version()
             await b.run(results)
     results["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    targets = TARGETS + (IMPORT_TARGETS if opts.import_rows else [])
     results["targets"] = {
         key: {"bound": f"{op} {bound:g}", "value": v, "pass": _meets(v, op, bound)}
-        for key, op, bound in TARGETS
+        for key, op, bound in targets
         for v in [results.get(key)]
     }
     return results
@@ -356,6 +372,54 @@ class Bench:
             # of others ran after them (each update then rebuilds its run, as a cold redeem does).
             evicted = len(noop_ids) - sample >= MAX_CACHED_WORKFLOWS
             await self._cold_redeems(cold_created, noop_ids[:sample] if evicted else [], users, results)
+        if opts.import_rows:
+            await self._import(opts.import_rows, results)
+
+    async def _import(self, rows: int, results: dict[str, Any]) -> None:
+        """A CSV of `rows` new addresses through the CLI's own import code (`invites import
+        --concurrency`, at the run's concurrency, as the raw starts), timed from the first row
+        read until the last first mail is in the outbox; the Auth0 calls it made, from the
+        sandbox's counters."""
+        from cli.bulk_import import RejectsWriter, import_file
+
+        prefix = f"bench-{self.run_id}-import-"
+        path = self.opts.output.with_suffix(".import.csv")
+        with path.open("w", newline="") as f:
+            f.write("email,roles,source\n")
+            f.writelines(f"{prefix}{i:06d}@example.com,{' '.join(ROLES)},bench\n" for i in range(rows))
+        self.say(f"import: {rows} rows through the CLI's import code, until every first mail is out …")
+        before = await self._auth0_counts()
+        cpu = cpu_seconds(self.stack.roots)
+        started = time.perf_counter()
+        with path.with_suffix(".rejects.csv").open("w", newline="") as stream:
+            rejects = RejectsWriter(stream)
+            summary = await import_file(path, self.creator, rejects, concurrency=self.opts.concurrency)
+        created_s = time.perf_counter() - started
+        mailed = await self._mailed_to(prefix, summary.created)
+        elapsed = time.perf_counter() - started
+        after = await self._auth0_counts()
+        results["import_summary"] = summary.as_dict()
+        results["import_created_per_s"] = round(summary.created / created_s, 1)
+        results["import_mailed"] = mailed
+        results["import_s"] = round(elapsed, 1)
+        results["import_rows_per_s"] = round(mailed / elapsed, 1)
+        results["import_vs_raw"] = round(results["import_rows_per_s"] / results["raw_start_per_s"], 3)
+        results["cpu_ms_per_import_row"] = _cpu_per(cpu, cpu_seconds(self.stack.roots), mailed)
+        if before is not None and after is not None:
+            calls = {k: v - before.get(k, 0) for k, v in after.items() if v > before.get(k, 0)}
+            results["auth0_calls_import"] = calls
+            results["auth0_calls_per_invitation"] = round(sum(calls.values()) / max(mailed, 1), 4)
+
+    async def _auth0_counts(self) -> dict[str, int] | None:
+        """The sandbox's calls per route (its `/__fake/counts`), the Management API and token
+        only; None when the stack is not on the sandbox."""
+        if not self.stack.started_here:
+            return None
+        auth0 = self.stack.settings.auth0_base_url.rstrip("/")
+        response = await self.http.get(f"{auth0}/__fake/counts")
+        _check(response, 200, "the Auth0 sandbox's call counts")
+        counts: dict[str, int] = response.json()["counts"]
+        return {k: v for k, v in counts.items() if " /api/v2/" in k or k == "POST /oauth/token"}
 
     async def _cold_redeems(
         self,
@@ -731,6 +795,28 @@ class Bench:
         self.say(f"[yellow]{what}: only {done} of {len(ids)} invitations were mailed in {timeout:.0f} s[/]")
         return done
 
+    async def _mailed_to(self, prefix: str, count: int) -> int:
+        """Wait until `count` invitations to addresses starting with `prefix` have their
+        invitation mail; return how many do."""
+        from sqlalchemy import func, select
+
+        from invites.db.tables import Mail
+
+        stmt = select(func.count(func.distinct(Mail.invitation_id))).where(
+            Mail.kind == "invite", Mail.to.startswith(prefix)
+        )
+        timeout = max(SETTLE_MIN_S, count / SETTLE_RATE_FLOOR)
+        deadline = time.monotonic() + timeout
+        done = 0
+        while time.monotonic() < deadline:
+            async with self.engine.connect() as conn:
+                done = (await conn.execute(stmt)).scalar_one()
+            if done >= count:
+                return done
+            await asyncio.sleep(POLL_S / 5)
+        self.say(f"[yellow]import: only {done} of {count} invitations were mailed in {timeout:.0f} s[/]")
+        return done
+
     async def _count_mailed(self, ids: list[str]) -> int:
         from sqlalchemy import func, select
 
@@ -1005,6 +1091,9 @@ ROWS = [
     ("actions_estimate_expired", "billable actions, expired"),
     ("worker_rss_mb_idle", "worker RSS MiB, before the open ones"),
     ("worker_rss_mb_10k_open", "worker RSS MiB, open invitations"),
+    ("import_rows_per_s", "import: rows mailed / s"),
+    ("import_vs_raw", "import / raw start"),
+    ("auth0_calls_per_invitation", "import: Auth0 calls per invitation"),
 ]
 
 
@@ -1037,6 +1126,7 @@ def print_results(results: dict[str, Any], console: Any) -> None:
         ("cpu_ms_per_raw_start", "raw start"),
         ("cpu_ms_per_create", "create"),
         ("cpu_ms_per_open_invitation", "open invitation, started to mailed"),
+        ("cpu_ms_per_import_row", "imported row, read to mailed"),
     ):
         if used := results.get(key):
             console.print(f"CPU ms per {label}: " + ", ".join(f"{k} {v}" for k, v in used.items()))

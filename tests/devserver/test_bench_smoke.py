@@ -23,7 +23,11 @@ FIGURES = [
     "actions_estimate_expired",
     "worker_rss_mb_10k_open",
     "redeem_cold_p50_ms",  # 10 of the 20 are redeemed at the end (the code path; on 70 they stay cached)
+    "import_rows_per_s",
+    "import_vs_raw",
+    "auth0_calls_per_invitation",
 ]
+IMPORT_ROWS = 100
 
 
 @pytest.mark.slow
@@ -41,6 +45,8 @@ def test_bench_measures_every_figure_on_a_small_load(tmp_path: Path) -> None:
             "8",
             "--open-invitations",
             "50",
+            "--import-rows",
+            str(IMPORT_ROWS),
             "--output",
             str(output),
         ],
@@ -59,6 +65,13 @@ def test_bench_measures_every_figure_on_a_small_load(tmp_path: Path) -> None:
         assert isinstance(figures[key], int | float) and figures[key] > 0, (key, figures.get(key))
     assert figures["errors"] == {"raw_start": 0, "create": 0}
     assert figures["open_mailed"] == 50
+    # The import phase: every row created and mailed, its look-ups in batches (the sandbox's
+    # counters: searches only, at most one per 5 rows even for a small, slow import).
+    assert figures["import_summary"]["created"] == figures["import_mailed"] == IMPORT_ROWS
+    assert set(figures["auth0_calls_import"]) == {"GET /api/v2/users"}, figures["auth0_calls_import"]
+    assert figures["auth0_calls_per_invitation"] <= 0.2
+    assert figures["config"]["auth0_calls_per_s"] == 2  # the default ceiling
+    assert {"temporal", "worker", "bench"} <= set(figures["cpu_ms_per_import_row"])
     # CPU per item, by part of the stack the bench started (and the bench's own process).
     for key in ("cpu_ms_per_raw_start", "cpu_ms_per_create", "cpu_ms_per_open_invitation"):
         used = figures[key]
@@ -79,6 +92,8 @@ def test_bench_measures_every_figure_on_a_small_load(tmp_path: Path) -> None:
         "redeem_vs_raw",
         "history_events_accepted",
         "worker_rss_mb_10k_open",
+        "auth0_calls_per_invitation",
+        "import_vs_raw",
     }
     assert all(isinstance(t["pass"], bool) for t in figures["targets"].values())
     machine = figures["machine"]
