@@ -262,12 +262,9 @@ def workflow_input(
 
 
 def request_fingerprint(body: InvitationCreate) -> str:
-    # Fields added after a release count only when given, so a repeat of an older create keeps
-    # its fingerprint (and stays a 200, not an idempotency_conflict).
-    added_unset = {name for name in ("source", "campaign") if getattr(body, name) is None}
-    canonical = json.dumps(
-        body.model_dump(mode="json", exclude=added_unset), sort_keys=True, separators=(",", ":")
-    )
+    # Every field, defaults filled in: the same request, written with or without its defaults,
+    # has one fingerprint.
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
