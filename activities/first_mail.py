@@ -22,7 +22,7 @@ from activities.lookups import LookupBatcher
 from activities.mail import MailActivities
 from invites.models import FirstInviteResult, MailInput
 
-# A look-up waits for its batch to gather (up to a second in a stream) and for its call's turn
+# A look-up waits for its batch to gather (up to 2 s in a stream) and for its call's turn
 # under the tenant's pace: its first heartbeat (a write in Temporal, a billable action) comes
 # only after 3 s, inside the 5 s heartbeat timeout, so a look-up answered in time sends none.
 LOOKUP_HEARTBEAT_S = 3.0

@@ -15,7 +15,8 @@ activities make). When to call:
   company and goes out with whatever came: a single invitation is not held back;
 - while look-ups keep coming (a bulk import, a campaign), a batch gathers until it is full or
   its oldest look-up has waited `STREAM_GATHER_S`: a stream of 20 look-ups a second makes one
-  call a second, not one per look-up, however high the ceiling, and a full batch goes at once.
+  call every two seconds, not one per look-up, however high the ceiling; a full batch goes at
+  once.
 
 A failed call fails every look-up it carried with the same typed error (`activities.errors`),
 so each activity is retried by Temporal under the Auth0 policy; a 429's `Retry-After` sets the
@@ -50,10 +51,11 @@ SERVICE = "Auth0"
 # for the look-ups of one burst (a bulk import's first rows) to share a call, short next to the
 # mail's own time.
 GATHER_S = 0.005
-# While look-ups keep coming, how long the oldest one waits for its batch to fill: a second
-# means at most one call a second for a stream under `batch` look-ups a second (a bulk import
-# does not notice a second; Auth0's calls per invitation fall to 1 / rate).
-STREAM_GATHER_S = 1.0
+# While look-ups keep coming, how long the oldest one waits for its batch to fill: two seconds
+# mean at most one call every two seconds for a stream under `batch` look-ups a second, so even
+# an import the machine starts at 10 a second costs at most 0.05 calls per invitation; a bulk
+# import does not notice two seconds before its mails.
+STREAM_GATHER_S = 2.0
 PER_PAGE = 100  # Auth0's maximum per page
 # Auth0 returns at most the first 1000 results of a search, however it is paged.
 SEARCH_WINDOW = 1000
