@@ -37,7 +37,9 @@ async def stack(
 
 async def record_histories(stack: Stack, name: str) -> None:
     """Keep the histories of a test's closed workflows for the replay test (tests/histories/)."""
-    for index, handle in enumerate(stack.handles):
+    for index, started in enumerate(stack.handles):
+        # The run this handle started (a later run under the same id, a rollback, is its own).
+        handle = stack.client.get_workflow_handle(started.id, run_id=started.run_id or started.result_run_id)
         if (await handle.describe()).status != WorkflowExecutionStatus.COMPLETED:
             continue  # only complete histories are kept
         history = await handle.fetch_history()

@@ -93,6 +93,7 @@ async def test_a_reminder_carries_a_fresh_ticket_and_the_old_one_is_refused(stac
         assert stack.auth0.tickets.issued_for(user_id) and len(stack.auth0.tickets.issued_for(user_id)) == 2
 
 
+@pytest.mark.record_history
 async def test_the_first_login_redeems_without_a_token_and_the_account_turns_active(stack: Stack):
     async with stack.worker():
         handle, user_id = await provisioned(
@@ -132,6 +133,7 @@ async def test_a_token_less_redeem_by_another_account_or_of_a_link_invitation_is
         assert stack.auth0.role_assignments == {}
 
 
+@pytest.mark.record_history
 async def test_expiry_removes_a_never_used_account(stack: Stack):
     async with stack.worker():
         handle, user_id = await provisioned(stack, "gone@example.com", expires_in=2 * DAY, reminders=())

@@ -45,6 +45,7 @@ async def test_rollback_removes_what_the_grant_wrote_and_keeps_what_was_there(st
         assert (await get_state(stack.client, invitation_id)).roles_assigned == ["customer"]
 
         state = await roll_back(stack.client, stack.settings.task_queue, invitation_id, "wrong person")
+        stack.handles.append(stack.client.get_workflow_handle(f"invitation-{invitation_id}"))  # recorded too
 
         assert (state.status, state.revoked_reason) == (Status.REVOKED, "wrong person")
         assert state.rollback == "done"
