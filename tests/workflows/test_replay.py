@@ -46,6 +46,36 @@ def test_the_recorded_histories_cover_the_main_paths_with_and_without_a_crm():
     assert any(rotated for _, _, rotated in paths), "no history of a resend with rotation"
 
 
+def _commands(history: Path) -> set[str]:
+    """The activities (local ones included) and signals one history holds."""
+    names: set[str] = set()
+    for event in json.loads(history.read_text())["events"]:
+        if event["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED":
+            names.add(event["activityTaskScheduledEventAttributes"]["activityType"]["name"])
+        elif event["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED":
+            names.add("signal " + event["workflowExecutionSignaledEventAttributes"]["signalName"])
+        elif event["eventType"] == "EVENT_TYPE_MARKER_RECORDED":
+            names.add("marker " + event["markerRecordedEventAttributes"]["markerName"])
+    return names
+
+
+def test_the_recorded_histories_cover_every_kind_of_run():
+    """Provisioned invitations, the rollback run, delivery and opening signals, the funnel's
+    local activity: each is in at least one recorded history."""
+    seen = set().union(*(_commands(history) for history in HISTORIES))
+    wanted = {
+        "provision_and_invite",
+        "remove_unused_account",
+        "roll_back_grant",
+        "signal delivery",
+        "signal opened",
+        "signal revoke",
+        "signal resend",
+        "marker core_local_activity",
+    }
+    assert wanted <= seen, f"no recorded history holds {sorted(wanted - seen)}"
+
+
 @pytest.mark.parametrize("path", HISTORIES, ids=[f"{p.parent.name}/{p.stem}" for p in HISTORIES])
 async def test_recorded_history_replays(path: Path):
     history = WorkflowHistory.from_json(f"invitation-{path.stem}", path.read_text())
