@@ -106,6 +106,7 @@ class Stack:
                 request_hash="test",
                 created_at=now,
                 external_ref=external_ref,
+                options={"roles": list(roles)},  # as the Creator keeps the request
             )
         )
         handle, _ = await start_invitation(self.client, self.settings.task_queue, inp)
