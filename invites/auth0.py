@@ -12,7 +12,7 @@ import asyncio
 import copy
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import httpx
 from auth0.management import AsyncAuth0
@@ -78,13 +78,18 @@ class CallPace:
     none before a time Auth0 named (`hold_until`, from a 429's `Retry-After`). The worker's
     calls on the Auth0 queue take turns under one (`INVITES_MAX_TASK_QUEUE_ACTIVITIES_PER_SECOND`)."""
 
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self._rate = rate
         self._capacity = max(1.0, math.floor(rate))
         self._tokens = self._capacity
-        self._clock = clock
+        self._clock, self._sleep = clock, sleep
         self._updated = clock()
         self._not_before = 0.0
 
@@ -101,7 +106,7 @@ class CallPace:
             if wait <= 0:
                 self._tokens -= 1
                 return
-            await asyncio.sleep(wait)
+            await self._sleep(wait)
 
 
 class Auth0Management:
