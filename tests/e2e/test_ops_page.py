@@ -2,7 +2,7 @@
 a source and a campaign, some opened, some accepted in the browser (sign-up from the mail's
 link), one revoked, one bounced by SendGrid's stand-in; ops sign in with an Auth0 access token
 and read the funnel, the histogram and the pending list. Its screenshot lands in
-test-artifacts/e2e/ops.png; with INVITES_UPDATE_SCREENSHOTS=1 also in docs/images/ops.png, the
+test-artifacts/e2e/ops.png; with INVITES_UPDATE_SCREENSHOTS=1 also in docs/img/ops.png, the
 one the README shows."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from playwright.async_api import Browser, Page, expect
 from tests.support.invites_dev import ARTIFACTS, Dev, running_invites_dev
 
 pytestmark = pytest.mark.e2e
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "ops.png"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "ops.png"
 PASSWORD = "correct horse battery"
 SETTLE_S = 2  # the funnel's numbers are taken once they have not moved for this long
 STAGES = ("created", "delivered", "opened", "accepted", "expired", "revoked", "undeliverable")
