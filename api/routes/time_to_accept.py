@@ -7,16 +7,14 @@ The companion of `GET /v1/stats/funnel` (same window, same groups, same permissi
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ReaderDep, ServicesDep
-from api.errors import ApiError
-from api.routes.stats import DEFAULT_WINDOW, MAX_WINDOW
+from api.routes.stats import WindowDep
 from invites.db.time_to_accept import BOUNDS_S, TimeToAcceptStore
-from invites.schemas import DateTime, ErrorBody
+from invites.schemas import ErrorBody
 
 router = APIRouter(prefix="/v1/stats", tags=["ops"])
 
@@ -46,33 +44,14 @@ class TimeToAcceptHistogram(BaseModel):
     response_model_by_alias=True,
     responses={422: {"model": ErrorBody, "description": "`invalid_request`: a bad `from`, `to` or `by`"}},
 )
-async def time_to_accept(
-    services: ServicesDep,
-    _: ReaderDep,
-    from_: Annotated[
-        DateTime | None,
-        Query(alias="from", description="Start of the window (RFC 3339); default `to` minus 30 days."),
-    ] = None,
-    to: Annotated[
-        DateTime | None, Query(description="End of the window, excluded (RFC 3339); default now.")
-    ] = None,
-    by: Annotated[
-        Literal["source", "campaign"], Query(description="Group by `source` or `campaign`.")
-    ] = "source",
-) -> TimeToAcceptHistogram:
+async def time_to_accept(services: ServicesDep, _: ReaderDep, window: WindowDep) -> TimeToAcceptHistogram:
     """Of the invitations created in [from, to), the accepted ones per source or campaign,
     counted by how long they took to accept (buckets from under a minute to a week and more)."""
-    end = to or await services.clock()
-    start = from_ or end - DEFAULT_WINDOW
-    if start >= end:
-        raise ApiError(422, "invalid_request", "`from` must be before `to`.")
-    if end - start > MAX_WINDOW:
-        raise ApiError(422, "invalid_request", f"The window may span at most {MAX_WINDOW.days} days.")
-    histograms = await TimeToAcceptStore(services.store).histograms(start, end, by)
+    histograms = await TimeToAcceptStore(services.store).histograms(window.start, window.end, window.by)
     return TimeToAcceptHistogram.model_validate(
         {
-            "from": start,
-            "to": end,
+            "from": window.start,
+            "to": window.end,
             "bounds_s": list(BOUNDS_S),
             "groups": [TimeToAcceptGroup(key=h.key, counts=h.counts) for h in histograms],
         }
