@@ -15,7 +15,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from sandbox.auth0_api import DEV_CLIENT_ID, DEV_CLIENT_SECRET
-from tests.e2e.test_newcomer_story import shot, status_of
+from tests.e2e.pages import shot, sign_in, status_of
 from tests.support.invites_dev import Dev, eventually
 
 pytestmark = pytest.mark.e2e
@@ -89,9 +89,7 @@ async def test_a_provisioned_invitation_sets_a_password_and_lands_in_the_custome
 
     # The ticket's result_url is the customer space; signing in there runs the Action.
     await page.click("text=Sign in")
-    await page.fill('form[action="/u/login"] input[name="email"] >> visible=true', email)
-    await page.fill('form[action="/u/login"] input[name="password"] >> visible=true', PASSWORD)
-    await page.click('form[action="/u/login"] button[type="submit"] >> visible=true')
+    await sign_in(page, email, PASSWORD)
     await expect(page.locator("#me-email")).to_have_text(email)
     await expect(page.locator("#roles .role")).to_have_text(["customer"])
     await expect(page.locator(".funnel-data")).to_contain_text("Provisioned Partners")
