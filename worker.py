@@ -68,7 +68,7 @@ MAX_CONCURRENT_ACTIVITIES = 100
 LOOKUP_BATCHES_IN_FLIGHT = 4
 # Memory is set by this cache, not by how many invitations are open (BENCHMARKS.md): an
 # evicted invitation parked on a timer costs nothing until its next event replays it.
-MAX_CACHED_WORKFLOWS = 1000
+MAX_CACHED_WORKFLOWS = 800
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 # Still sandboxed (workflow code is re-imported per run and checked for non-determinism), but
 # the modules it shares with the rest of the process (our models and pure rules, pydantic) are

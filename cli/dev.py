@@ -62,7 +62,7 @@ DEV_SERVER_TUNING = (
 )
 
 
-def parts(settings: Settings) -> list[Part]:
+def parts(settings: Settings, mail: dev_mail.DevMail = "sendgrid") -> list[Part]:
     bin_dir = Path(sys.executable).parent
     host, _, port = settings.temporal_address.rpartition(":")
     sa_args = [
@@ -116,7 +116,7 @@ def parts(settings: Settings) -> list[Part]:
                 settings.api_audience,
                 "--home-url",
                 f"{settings.public_base_url.rstrip('/')}/dev",
-                *dev_mail.sandbox_args(settings),
+                *dev_mail.sandbox_args(settings, mail),
             ],
             sandbox_port,
             "INVITES_AUTH0_BASE_URL",
@@ -161,9 +161,9 @@ async def _relay(name: str, stream: asyncio.StreamReader, quiet: asyncio.Event) 
         sys.stdout.flush()
 
 
-async def run_dev(settings: Settings | None = None) -> None:
+async def run_dev(settings: Settings | None = None, mail: dev_mail.DevMail = "sendgrid") -> None:
     settings = settings or Settings(env="development")
-    items = parts(settings)
+    items = parts(settings, mail)
     try:
         check_ports(items)
     except PortInUse as exc:
@@ -186,7 +186,7 @@ async def run_dev(settings: Settings | None = None) -> None:
                 env={
                     **os.environ,
                     **DEV_ENV,
-                    **dev_mail.mail_env(settings),
+                    **dev_mail.mail_env(settings, mail),
                     "INVITES_WEBHOOK_SECRET": settings.webhook_secret.get_secret_value(),
                 },
                 start_new_session=True,  # Ctrl-C reaches us; we stop children in order
@@ -196,7 +196,7 @@ async def run_dev(settings: Settings | None = None) -> None:
                 relays.append(asyncio.create_task(_relay(part.name, proc.stdout, quiet)))
             if part.port:
                 await wait_for_port(part.port)
-        print(banner(settings), flush=True)
+        print(banner(settings, mail), flush=True)
         waits = [asyncio.create_task(p.wait()) for p in procs]
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([*waits, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -232,7 +232,7 @@ async def _stop(procs: list[asyncio.subprocess.Process]) -> None:
             await proc.wait()
 
 
-def banner(settings: Settings) -> str:
+def banner(settings: Settings, mail: dev_mail.DevMail = "sendgrid") -> str:
     """What `invites dev` prints once every part is up: where the story starts, then the parts."""
     api = settings.public_base_url.rstrip("/")
     story = [
@@ -253,7 +253,7 @@ def banner(settings: Settings) -> str:
             f"  Auth0 sandbox   {settings.auth0_base_url} (client dev-client / dev-secret)",
             "  API key         dev-api-key",
             f"  webhook secret  {DEV_WEBHOOK_SECRET}",
-            dev_mail.banner_line(),
+            dev_mail.banner_line(mail),
             "Ctrl-C stops everything; state stays in .invites/",
             "",
         ]

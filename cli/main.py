@@ -138,14 +138,24 @@ def api() -> None:
 
 
 @app.command()
-def dev() -> None:
+def dev(
+    mail: Annotated[
+        str,
+        typer.Option(
+            help="sendgrid: through the sandbox's SendGrid stand-in, with delivery events; "
+            "outbox: kept in the outbox only (what the benchmark uses)."
+        ),
+    ] = "sendgrid",
+) -> None:
     """Run the product on this machine: Temporal dev server and UI, Auth0 sandbox, worker."""
     from cli.dev import STATE_DIR, run_dev
 
+    if mail not in ("sendgrid", "outbox"):
+        raise typer.BadParameter("sendgrid or outbox", param_hint="--mail")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     STATE_DIR.mkdir(exist_ok=True)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_dev())
+        asyncio.run(run_dev(mail=mail))  # type: ignore[arg-type]  # checked above
 
 
 # --- read -----------------------------------------------------------------------------------
