@@ -77,7 +77,7 @@ async def dev_stack(log: Path, api_processes: int = 1, worker_processes: int = 1
         "INVITES_DATABASE_URL": database_url,
     }
     # The Auth0 ceiling stays at its default (2 calls a second, a free tenant's limit): the
-    # look-ups go in batches, so it no longer paces first mails (activities/lookups.py).
+    # look-ups go in batches, so it does not pace first mails (activities/lookups.py).
     env.pop("INVITES_MAX_TASK_QUEUE_ACTIVITIES_PER_SECOND", None)
     env.pop("INVITES_AUTH0_LOOKUP_BATCH", None)
     settings = Settings(
