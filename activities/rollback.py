@@ -14,8 +14,7 @@ from activities.auth0 import Auth0Users
 from activities.heartbeat import heartbeating
 from invites.db.store import Store
 from invites.models import RollbackGrantInput, RollbackGrantResult
-
-ROLLBACK_ACTIVITY = "roll_back_grant"
+from invites.temporal import ROLLBACK_ACTIVITY
 
 
 class RollbackActivities:

@@ -37,10 +37,10 @@ from invites.models import (
     RollbackGrantResult,
     Status,
 )
+from invites.temporal import ROLLBACK_ACTIVITY
 
 # Activity names as the worker registers them (read here as names, without the activity code).
 FIRST_INVITE, SEND_MAIL, GRANT_ACCESS = "look_up_and_invite", "send_mail", "grant_access"
-ROLL_BACK = "roll_back_grant"
 # A provisioned invitation's first step, its later mails (each a fresh ticket), its clean-up.
 PROVISION, TICKET_MAIL, REMOVE_ACCOUNT = "provision_and_invite", "send_ticket_mail", "remove_unused_account"
 MAILS = (SEND_MAIL, TICKET_MAIL)
@@ -206,7 +206,7 @@ class _Reader:
             self._add(event, "account made ahead", detail)
         elif name == GRANT_ACCESS:
             await self._granted(event, attrs.result)
-        elif name == ROLL_BACK:
+        elif name == ROLLBACK_ACTIVITY:
             undone = await self._decode(attrs.result, RollbackGrantResult)
             if undone is None:
                 self._add(event, "rolled back")

@@ -13,6 +13,7 @@ WORKFLOW_TYPE = "InvitationWorkflow"
 # The activity that grants access on acceptance: a redeem's answer waits for its completion in
 # the run's history (invites.invitations).
 GRANT_ACTIVITY = "grant_access"
+ROLLBACK_ACTIVITY = "roll_back_grant"
 
 STATUS = SearchAttributeKey.for_keyword("InvitationStatus")
 EMAIL = SearchAttributeKey.for_keyword("InvitationEmail")

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
-from sandbox.auth0_api import DEV_CLIENT_ID, DEV_CLIENT_SECRET
 from tests.e2e.pages import shot, sign_in, status_of
+from tests.support.auth0 import management_headers
 from tests.support.invites_dev import Dev, eventually
 
 pytestmark = pytest.mark.e2e
@@ -25,18 +25,8 @@ PASSWORD = "my own new password"
 async def sandbox_users(dev: Dev, email: str) -> list[dict[str, Any]]:
     """The sandbox tenant's accounts for `email`, read through its Management API."""
     async with httpx.AsyncClient(base_url=dev.auth0, timeout=15) as http:
-        token = await http.post(
-            "/oauth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": DEV_CLIENT_ID,
-                "client_secret": DEV_CLIENT_SECRET,
-            },
-        )
         users = await http.get(
-            "/api/v2/users-by-email",
-            params={"email": email},
-            headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+            "/api/v2/users-by-email", params={"email": email}, headers=await management_headers(http)
         )
     return users.json()
 

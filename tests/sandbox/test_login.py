@@ -29,6 +29,7 @@ from invites.settings import DEV_WEBHOOK_SECRET
 from sandbox.action_runner import DEFAULT_ACTION, NODE_MISSING
 from sandbox.auth0_api import DEV_CLIENT_ID, DEV_CLIENT_SECRET, Auth0Fake
 from sandbox.server import FakeServer
+from tests.support.auth0 import management_headers
 from tests.support.webhooks import redeem_body
 
 API_AUDIENCE = "https://invites.local/api"
@@ -79,15 +80,7 @@ class InvitesApi:
 
     async def _grant(self, user_id: str, role: str) -> None:
         async with httpx.AsyncClient(base_url=self.auth0_url, timeout=5) as auth0:
-            token = await auth0.post(
-                "/oauth/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": DEV_CLIENT_ID,
-                    "client_secret": DEV_CLIENT_SECRET,
-                },
-            )
-            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            headers = await management_headers(auth0)
             roles = await auth0.get("/api/v2/roles", params={"name_filter": role}, headers=headers)
             granted = await auth0.post(
                 f"/api/v2/users/{user_id}/roles", json={"roles": [roles.json()[0]["id"]]}, headers=headers

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sandbox.auth0_api import Auth0Fake
+import httpx
+
+from sandbox.auth0_api import DEV_CLIENT_ID, DEV_CLIENT_SECRET, Auth0Fake
 
 # Route keys of the fake's call log (`Auth0Fake.faults`).
 ASSIGN_ROLES = "POST /api/v2/users/{id}/roles"
@@ -34,3 +36,11 @@ async def assignments_answered(auth0: Auth0Fake, requests: int = 1, timeout: flo
     async with asyncio.timeout(timeout):
         while auth0.faults.count(ASSIGN_ROLES, status=204) < requests:
             await asyncio.sleep(0.05)
+
+
+async def management_headers(http: httpx.AsyncClient) -> dict[str, str]:
+    """The Authorization header for the sandbox's Management API (`http` on the sandbox's base
+    URL), from a client-credentials token of the dev client."""
+    client = {"client_id": DEV_CLIENT_ID, "client_secret": DEV_CLIENT_SECRET}
+    token = await http.post("/oauth/token", data={"grant_type": "client_credentials", **client})
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
