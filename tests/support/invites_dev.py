@@ -21,6 +21,7 @@ from tests.support.network import free_port
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
 READY_S = 90
+BANNER = "invites dev is up"
 STOP_S = 30
 
 
@@ -51,8 +52,8 @@ class Dev:
 
 @contextlib.contextmanager
 def running_invites_dev(workdir: Path) -> Iterator[Dev]:
-    """`invites dev` in `workdir`, ready (its API answers /readyz); stopped with Ctrl-C after
-    (or before, by `Dev.stop`)."""
+    """`invites dev` in `workdir`, ready (its banner is printed and its API answers /readyz);
+    stopped with Ctrl-C after (or before, by `Dev.stop`)."""
     ports = {name: free_port() for name in ("temporal", "ui", "auth0", "api")}
     env = {
         **os.environ,
@@ -88,8 +89,11 @@ def _wait_ready(dev: Dev, proc: subprocess.Popen) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"invites dev exited ({proc.returncode}):\n{dev.log.read_text()[-4000:]}")
+        # The API answers a moment before `invites dev` sees its port and prints the banner.
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{dev.api}/readyz", timeout=2).status_code == 200:
+            if BANNER in dev.log.read_text(errors="replace") and (
+                httpx.get(f"{dev.api}/readyz", timeout=2).status_code == 200
+            ):
                 return
         time.sleep(0.5)
     raise RuntimeError(f"invites dev was not ready in {READY_S} s:\n{dev.log.read_text()[-4000:]}")
