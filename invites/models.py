@@ -228,6 +228,11 @@ class RollbackInput(_Model):
         )
 
 
+# Its `rollback` field names RollbackInput, defined above only now: built here, once, not again
+# by every TypeAdapter (each workflow run in the sandbox decodes its input through a new one).
+InvitationInput.model_rebuild()
+
+
 # --- activity inputs and results -----------------------------------------------------------
 
 
