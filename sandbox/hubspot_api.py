@@ -21,6 +21,7 @@ from sandbox.fake_app import FakeService, Handler, parsed_body
 from sandbox.faults import Clock
 
 CONTACTS = "/crm/v3/objects/contacts"
+BATCH_UPSERT = "POST " + CONTACTS + "/batch/upsert"  # the route, as faults name it
 DEFAULT_PROPERTIES = (
     "createdate",
     "email",

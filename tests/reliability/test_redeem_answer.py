@@ -14,13 +14,14 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
 from invites.invitations import handle_for
+from sandbox.hubspot_api import BATCH_UPSERT
 from tests.support.api import api_for
 from tests.support.auth0 import account
 from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.devserver]
 
-CRM_UPSERT = "POST /crm/v3/objects/contacts/batch/upsert"
+CRM_UPSERT = BATCH_UPSERT
 
 
 async def _sent(s: Stack, api: Any, email: str) -> tuple[str, WorkflowHandle[Any, Any]]:

@@ -17,9 +17,9 @@ from hubspot.crm.contacts import (
 )
 from hubspot.crm.contacts.exceptions import ApiException, NotFoundException
 
-from sandbox.hubspot_api import HubSpotFake
+from sandbox.hubspot_api import BATCH_UPSERT, HubSpotFake
 
-UPSERT = "POST /crm/v3/objects/contacts/batch/upsert"
+UPSERT = BATCH_UPSERT
 
 
 def upsert(client: HubSpot, email: str, **properties: str):
