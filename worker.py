@@ -33,7 +33,7 @@ from temporalio.client import (
     SchedulePolicy,
     ScheduleSpec,
 )
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 from urllib3.util.retry import Retry
 
@@ -73,6 +73,11 @@ MAX_CONCURRENT_ACTIVITIES = 100
 MAX_CONCURRENT_WORKFLOW_TASKS = 400
 LOOKUPS_WAITING = MAX_CONCURRENT_WORKFLOW_TASKS // 2
 MAX_CONCURRENT_LOCAL_ACTIVITIES = 2 * MAX_CONCURRENT_WORKFLOW_TASKS
+# Workflow task polls: a new invitation's task comes from the queue itself, not from the
+# worker's sticky queue (it is the run's first), so half the polls ask there (the SDK's default,
+# 5 polls with one in six on the queue, makes a bulk import wait on polls; BENCHMARKS.md).
+WORKFLOW_TASK_POLLS = 20
+NONSTICKY_TO_STICKY_POLL_RATIO = 1.0
 # Memory is set by this cache, not by how many invitations are open (BENCHMARKS.md): an
 # evicted invitation parked on a timer costs nothing until its next event replays it.
 MAX_CACHED_WORKFLOWS = 800
@@ -185,6 +190,8 @@ def build_workers(client: Client, settings: Settings, acts: Activities) -> list[
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_concurrent_workflow_tasks=MAX_CONCURRENT_WORKFLOW_TASKS,
         max_concurrent_local_activities=MAX_CONCURRENT_LOCAL_ACTIVITIES,
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(WORKFLOW_TASK_POLLS),
+        nonsticky_to_sticky_poll_ratio=NONSTICKY_TO_STICKY_POLL_RATIO,
         max_cached_workflows=MAX_CACHED_WORKFLOWS,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
