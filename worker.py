@@ -1,13 +1,11 @@
 """The worker: wiring only. Builds the outside clients from settings and runs two Temporal workers.
 
-- `INVITES_TASK_QUEUE` (default `invitations`): the workflow; its first step, the Auth0 look-up
-  and first mail of every new invitation, as a local activity; the mails after the first one,
+- `INVITES_TASK_QUEUE` (default `invitations`): the workflow, the mails after the first one,
   the CRM events, and the grant made when someone accepts (few, and a person is waiting).
-  Look-ups that arrive together share one Auth0 user search (`activities/lookups.py`), at most
+- `<task queue>-auth0`: the Auth0 look-up and first mail of every new invitation. Look-ups that
+  arrive together share one Auth0 user search (`activities/lookups.py`), at most
   `INVITES_MAX_TASK_QUEUE_ACTIVITIES_PER_SECOND` calls a second, because Auth0 rate-limits per
   tenant and a bulk import makes thousands of look-ups.
-- `<task queue>-auth0`: the provisioned mode's Auth0 calls (create the account, its tickets,
-  remove it unused), paced with the look-ups.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ from temporalio.client import (
     SchedulePolicy,
     ScheduleSpec,
 )
-from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 from urllib3.util.retry import Retry
 
@@ -65,19 +63,9 @@ log = logging.getLogger("invites.worker")
 
 # Tuned for a small box: activities are I/O-bound, workflows are tiny and long-lived.
 MAX_CONCURRENT_ACTIVITIES = 100
-# A new invitation's one workflow task stays open while its look-up waits for its batch (up to
-# 2 s in a bulk import; `activities/lookups.py`), holding a slot. At most LOOKUPS_WAITING
-# look-ups wait (four batches of 50; more are retried on a timer), so however slow Auth0 is,
-# half the slots stay for the workflow tasks a person waits on (a redeem). Local activities: the
-# look-ups and the funnel's records, at most two per open workflow task.
-MAX_CONCURRENT_WORKFLOW_TASKS = 400
-LOOKUPS_WAITING = MAX_CONCURRENT_WORKFLOW_TASKS // 2
-MAX_CONCURRENT_LOCAL_ACTIVITIES = 2 * MAX_CONCURRENT_WORKFLOW_TASKS
-# Workflow task polls: a new invitation's task comes from the queue itself, not from the
-# worker's sticky queue (it is the run's first), so half the polls ask there (the SDK's default,
-# 5 polls with one in six on the queue, makes a bulk import wait on polls; BENCHMARKS.md).
-WORKFLOW_TASK_POLLS = 20
-NONSTICKY_TO_STICKY_POLL_RATIO = 1.0
+# Look-ups in flight on the Auth0 queue, in batches: while one call is out, the next batches
+# gather in the worker (a look-up waiting costs a coroutine).
+LOOKUP_BATCHES_IN_FLIGHT = 4
 # Memory is set by this cache, not by how many invitations are open (BENCHMARKS.md): an
 # evicted invitation parked on a timer costs nothing until its next event replays it.
 MAX_CACHED_WORKFLOWS = 800
@@ -94,7 +82,6 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 
 @dataclass
 class Activities:
-    lookups: LookupBatcher
     first_mail: FirstMailActivities
     mail: MailActivities
     grant: GrantActivities
@@ -114,9 +101,9 @@ async def build_activities(settings: Settings) -> AsyncIterator[Activities]:
     async with httpx.AsyncClient(timeout=settings.auth0_timeout) as http:
         management = Auth0Management(settings, http)
         auth0 = Auth0Users(management)  # the grant and the rollback: a person may be waiting
-        # The look-ups' searches and the provisioned mode's calls take turns under the ceiling.
+        # Every call the Auth0 queue's activities make takes turns under the tenant's ceiling.
         queue = management.paced(CallPace(settings.max_task_queue_activities_per_second))
-        lookups = LookupBatcher(queue, batch=settings.auth0_lookup_batch, max_waiting=LOOKUPS_WAITING)
+        lookups = LookupBatcher(queue, batch=settings.auth0_lookup_batch)
         mail = MailActivities(
             _mail_sender(settings),
             store,
@@ -126,7 +113,6 @@ async def build_activities(settings: Settings) -> AsyncIterator[Activities]:
         )
         try:
             yield Activities(
-                lookups=lookups,
                 first_mail=FirstMailActivities(lookups, mail),
                 mail=mail,
                 grant=GrantActivities(auth0, store),
@@ -183,31 +169,28 @@ def build_workers(client: Client, settings: Settings, acts: Activities) -> list[
             acts.rollback.roll_back_grant,
             acts.crm.publish_event,
             acts.maintenance.purge_webhook_receipts,
-            # Local activities of the invitation workflow:
-            acts.first_mail.look_up_and_invite,
-            acts.funnel.record_funnel,
+            acts.funnel.record_funnel,  # a local activity of the invitation workflow
         ],
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
-        max_concurrent_workflow_tasks=MAX_CONCURRENT_WORKFLOW_TASKS,
-        max_concurrent_local_activities=MAX_CONCURRENT_LOCAL_ACTIVITIES,
-        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(WORKFLOW_TASK_POLLS),
-        nonsticky_to_sticky_poll_ratio=NONSTICKY_TO_STICKY_POLL_RATIO,
         max_cached_workflows=MAX_CACHED_WORKFLOWS,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
     auth0 = Worker(
         client,
         task_queue=auth0_task_queue(settings.task_queue),
-        # Provisioned invitations: their Auth0 calls are paced with the look-ups' (`CallPace`).
         activities=[
+            acts.first_mail.look_up_and_invite,
+            # Provisioned invitations: their Auth0 calls are paced with the look-ups'.
             acts.provisioning.provision_and_invite,
             acts.provisioning.send_ticket_mail,
             acts.provisioning.remove_unused_account,
         ],
-        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
-        # Each makes a call or more: the server hands out no more of them a second, across all
-        # workers, than the ceiling allows calls.
-        max_task_queue_activities_per_second=settings.max_task_queue_activities_per_second,
+        max_concurrent_activities=LOOKUP_BATCHES_IN_FLIGHT * settings.auth0_lookup_batch,
+        # The ceiling counts Auth0 calls, and a look-up call answers a batch: the server hands
+        # out up to a full batch per call, across all workers; `CallPace` paces the calls.
+        max_task_queue_activities_per_second=(
+            settings.max_task_queue_activities_per_second * settings.auth0_lookup_batch
+        ),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
     return [main, auth0]

@@ -33,16 +33,14 @@ import asyncio
 import contextlib
 import contextvars
 import math
-import random
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 from auth0.management.core.api_error import ApiError
-from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
+from temporalio.exceptions import ApplicationError
 
 from activities.errors import http_error
 from invites.auth0 import Auth0Management, Auth0TokenError, CallPace
@@ -58,10 +56,6 @@ GATHER_S = 0.005
 # an import the machine starts at 10 a second costs at most 0.05 calls per invitation; a bulk
 # import does not notice two seconds before its mails.
 STREAM_GATHER_S = 2.0
-# A look-up refused because `max_waiting` wait already is retried after this long (spread, so
-# the refused ones do not all come back at once): past the workflow's local retry threshold, so
-# the retry waits on a workflow timer and its workflow task is free meanwhile.
-FULL_RETRY_S = (8.0, 16.0)
 PER_PAGE = 100  # Auth0's maximum per page
 # Auth0 returns at most the first 1000 results of a search, however it is paged.
 SEARCH_WINDOW = 1000
@@ -102,18 +96,16 @@ class LookupBatcher:
         auth0: Auth0Management,
         *,
         batch: int,
-        max_waiting: int,
         gather_s: float = GATHER_S,
         stream_gather_s: float = STREAM_GATHER_S,
     ) -> None:
-        if batch < 1 or max_waiting < 1:
-            raise ValueError("batch and max_waiting must be at least 1")
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
         if auth0.pace is None:
             raise ValueError("the look-ups need a paced client (Auth0Management.paced)")
         self._client = auth0.client
         self._token = auth0.token
         self._batch = batch
-        self._max_waiting = max_waiting
         self._gather_s = gather_s
         self._stream_gather_s = stream_gather_s
         self._last_call = -math.inf  # time.monotonic() of the last call's start
@@ -123,20 +115,9 @@ class LookupBatcher:
         self._arrived: dict[str, float] = {}  # address -> when its first look-up came
         self._full = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
-        self._in_call = 0  # look-ups in the call out now
 
     async def has_account(self, email: str) -> bool:
-        """Whether Auth0 holds an account for the address (any connection, any case).
-
-        Raises `LookupsFull` (retryable, after a few seconds) when `max_waiting` look-ups wait
-        already: each keeps its workflow task open, and the worker's other tasks need slots."""
-        if self.waiting >= self._max_waiting:
-            raise ApplicationError(
-                f"{self._max_waiting} look-ups wait in this worker already; retried shortly",
-                type="LookupsFull",
-                next_retry_delay=timedelta(seconds=random.uniform(*FULL_RETRY_S)),
-                category=ApplicationErrorCategory.BENIGN,
-            )
+        """Whether Auth0 holds an account for the address (any connection, any case)."""
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         key = normalized(email)
         self._arrived.setdefault(key, time.monotonic())
@@ -147,11 +128,6 @@ class LookupBatcher:
             # In a context of its own: it serves every activity, not the one that woke it.
             self._flusher = asyncio.create_task(self._flush(), context=contextvars.Context())
         return await answer
-
-    @property
-    def waiting(self) -> int:
-        """Look-ups not answered yet: those in the call out now and those gathering for the next."""
-        return self._in_call + sum(len(answers) for answers in self._waiting.values())
 
     async def aclose(self) -> None:
         """Stop calling (worker shutdown); look-ups still waiting are cancelled."""
@@ -201,7 +177,6 @@ class LookupBatcher:
         return taken
 
     async def _answer(self, batch: dict[str, list[asyncio.Future[bool]]]) -> None:
-        self._in_call = sum(len(answers) for answers in batch.values())
         try:
             found = await self._search(list(batch))
         except ApplicationError as err:
@@ -216,8 +191,6 @@ class LookupBatcher:
                     if not answer.done():
                         answer.set_exception(exc)
             return
-        finally:
-            self._in_call = 0
         for email, answers in batch.items():
             for answer in answers:
                 if not answer.done():

@@ -1,21 +1,18 @@
 """An invitation's story, read back from its workflow history (`invites show`).
 
-From the history: the start (created), the account look-up and first mail (`look_up_and_invite`,
-a local activity: its marker, and one for each failed attempt retried on a timer), each later
-mail (`send_mail`: resent, reminded, or the first mail's retry) and each failed one, the signals
-and updates (revoke, resend, redeem, extend), the grant (`grant_access`: roles, profile, account
-link) and how the run closed; a CRM publication (`publish_event`) shows only when it fails. The
-end of a pending invitation that no message caused (expired at its timer, undeliverable) comes
-from the state's `ended_at`. An activity failing right now shows as `retrying`. Payloads are
-decoded with the client's data converter, so an encrypted history reads the same to whoever
-holds the keys.
+From the history: the start (created), the account look-up and first mail (`look_up_and_invite`),
+each later mail (`send_mail`: resent, reminded, or the first mail's retry) and each failed one,
+the signals and updates (revoke, resend, redeem, extend), the grant (`grant_access`: roles,
+profile, account link) and how the run closed; a CRM publication (`publish_event`) shows only
+when it fails. The end of a pending invitation that no message caused (expired at its timer,
+undeliverable) comes from the state's `ended_at`. An activity failing right now shows as
+`retrying`. Payloads are decoded with the client's data converter, so an encrypted history reads
+the same to whoever holds the keys.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,7 +41,6 @@ from invites.temporal import ROLLBACK_ACTIVITY
 
 # Activity names as the worker registers them (read here as names, without the activity code).
 FIRST_INVITE, SEND_MAIL, GRANT_ACCESS = "look_up_and_invite", "send_mail", "grant_access"
-LOCAL_ACTIVITY_MARKER = "core_local_activity"  # the SDK's marker for a local activity's outcome
 # A provisioned invitation's first step, its later mails (each a fresh ticket), its clean-up.
 PROVISION, TICKET_MAIL, REMOVE_ACCOUNT = "provision_and_invite", "send_ticket_mail", "remove_unused_account"
 MAILS = (SEND_MAIL, TICKET_MAIL)
@@ -107,16 +103,10 @@ class _Reader:
         self._status = status
         self._scheduled: dict[int, tuple[str, Any]] = {}  # event id -> (activity, decoded input)
         self._ended = False  # by a message read so far (the first accepted redeem, or revoke)
-        self._task_started: HistoryEvent | None = None  # the workflow task being read
         self.moments: list[Moment] = []
 
     def _add(self, event: HistoryEvent, what: str, detail: str = "") -> None:
         self.moments.append(Moment(event.event_time.ToDatetime(tzinfo=UTC), what, detail))
-
-    def _add_seen(self, event: HistoryEvent, what: str, detail: str = "") -> None:
-        """A local activity's outcome, at the time its workflow task saw it: the workflow's own
-        clock (`ended_at` of an invitation its first mail ended), not when the task completed."""
-        self._add(self._task_started or event, what, detail)
 
     async def _decode(self, payloads: Any, hint: type) -> Any:
         """The first payload as `hint`, or None when it cannot be read (say, a key not held here)."""
@@ -140,10 +130,6 @@ class _Reader:
             await self._activity_scheduled(event)
         elif kind == _E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             await self._activity_completed(event)
-        elif kind == _E.EVENT_TYPE_MARKER_RECORDED:
-            await self._local_activity(event)
-        elif kind == _E.EVENT_TYPE_WORKFLOW_TASK_STARTED:
-            self._task_started = event
         elif kind in (_E.EVENT_TYPE_ACTIVITY_TASK_FAILED, _E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT):
             attrs = (
                 event.activity_task_failed_event_attributes
@@ -192,21 +178,6 @@ class _Reader:
         decoded = await self._decode(attrs.input, MailInput) if name in MAILS else None
         self._scheduled[event.event_id] = (name, decoded)
 
-    async def _local_activity(self, event: HistoryEvent) -> None:
-        """The first step's marker: its outcome, or the failed attempt it records."""
-        attrs = event.marker_recorded_event_attributes
-        if attrs.marker_name != LOCAL_ACTIVITY_MARKER or "data" not in attrs.details:
-            return
-        with contextlib.suppress(ValueError, IndexError):
-            name = json.loads(attrs.details["data"].payloads[0].data).get("activity_type")
-            if name != FIRST_INVITE:
-                return  # the funnel's records
-            if attrs.HasField("failure"):
-                self._add_seen(event, f"{name} failed", await self._failure(attrs.failure))
-            elif "result" in attrs.details:
-                first = await self._decode(attrs.details["result"], FirstInviteResult)
-                self._first_mail(event, first, add=self._add_seen)
-
     async def _activity_completed(self, event: HistoryEvent) -> None:
         attrs = event.activity_task_completed_event_attributes
         name, inp = self._scheduled.get(attrs.scheduled_event_id, ("", None))
@@ -219,6 +190,8 @@ class _Reader:
                 self._add(
                     event, "resent", f"invitation mail #{inp.seq + 1}, link generation {inp.generation}"
                 )
+        elif name == FIRST_INVITE:
+            self._first_mail(event, await self._decode(attrs.result, FirstInviteResult))
         elif name == PROVISION:
             provisioned = await self._decode(attrs.result, ProvisionResult)
             if provisioned is not None and provisioned.mode == "provisioned":
@@ -250,20 +223,18 @@ class _Reader:
         first: FirstInviteResult | None,
         retry: str = SEND_MAIL,
         looked_up: bool = True,
-        add: Callable[[HistoryEvent, str, str], None] | None = None,
     ) -> None:
         """The first mail's outcome (`look_up_and_invite`, or `provision_and_invite`'s)."""
         if first is None:
             return
-        add = add or self._add
         if looked_up:
-            add(event, "looked up", _hint(first.screen_hint))
+            self._add(event, "looked up", _hint(first.screen_hint))
         if first.mail is not None:
-            add(event, "sent", "invitation mail")
+            self._add(event, "sent", "invitation mail")
         elif first.refused is not None:
-            add(event, "mail failed", first.refused)
+            self._add(event, "mail failed", first.refused)
         else:
-            add(event, "mail failed", f"{first.failed}; retried as {retry}")
+            self._add(event, "mail failed", f"{first.failed}; retried as {retry}")
 
     async def _granted(self, event: HistoryEvent, result: Any) -> None:
         """The grant's three parts, each a moment of its own (they run in one activity)."""

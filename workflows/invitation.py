@@ -55,11 +55,6 @@ AUTH0_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interva
 MAIL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=15))
 CRM_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=30))
 AUTH0_TIMEOUT = timedelta(seconds=60)
-# The first look-up and mail: its time includes waiting for its batch's turn under the tenant's
-# ceiling. A retry due later than LOOKUP_LOCAL_RETRY waits on a workflow timer, so a look-up
-# held back by Auth0 (a 429's Retry-After, an outage) does not keep its workflow task open.
-LOOKUP_TIMEOUT = timedelta(minutes=2)
-LOOKUP_LOCAL_RETRY = timedelta(seconds=5)
 # Auth0 activities heartbeat while they wait: a crashed worker's call is retried within seconds.
 AUTH0_HEARTBEAT = timedelta(seconds=5)
 MAIL_TIMEOUT = timedelta(seconds=60)
@@ -125,25 +120,16 @@ class InvitationWorkflow:
         invitation ended first (revoked, or the mail refused for good). A provisioned invitation
         creates the account and mails its ticket instead, or falls back to the link."""
         provisioned = self._inp.mode == "provisioned"
-        if provisioned:
-            handle = workflow.start_activity_method(
-                ProvisioningActivities.provision_and_invite,
-                self._mail_input("invite"),
-                task_queue=names.auth0_task_queue(workflow.info().task_queue),
-                start_to_close_timeout=AUTH0_TIMEOUT,
-                heartbeat_timeout=AUTH0_HEARTBEAT,
-                retry_policy=AUTH0_RETRY,
-            )
-        else:
-            # A local activity, run in the run's first workflow task: no activity task to
-            # dispatch, no second workflow task (docs/design.md, "Inviting").
-            handle = workflow.start_local_activity_method(
-                FirstMailActivities.look_up_and_invite,
-                self._mail_input("invite"),
-                start_to_close_timeout=LOOKUP_TIMEOUT,
-                retry_policy=AUTH0_RETRY,
-                local_retry_threshold=LOOKUP_LOCAL_RETRY,
-            )
+        handle = workflow.start_activity_method(
+            ProvisioningActivities.provision_and_invite
+            if provisioned
+            else FirstMailActivities.look_up_and_invite,
+            self._mail_input("invite"),
+            task_queue=names.auth0_task_queue(workflow.info().task_queue),
+            start_to_close_timeout=AUTH0_TIMEOUT,
+            heartbeat_timeout=AUTH0_HEARTBEAT,
+            retry_policy=AUTH0_RETRY,
+        )
         if not await self._unless_ended(handle):
             return False
         first = await handle  # a look-up that cannot succeed fails the run: ops see it

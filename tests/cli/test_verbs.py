@@ -11,7 +11,7 @@ import pytest
 from cli.ops import STATE_LOOKUP_MAX
 from invites.invitations import handle_for
 from tests.cli.conftest import Cli, unique_email
-from tests.support.auth0 import LOOKUP, user_payload
+from tests.support.auth0 import user_payload
 
 pytestmark = pytest.mark.devserver
 
@@ -121,21 +121,6 @@ async def test_show_tells_a_first_mail_that_failed_once_then_went_out(cli: Cli):
     assert [event for event, _ in moments[:4]] == ["created", "looked up", "mail failed", "sent"]
     assert "SendGrid answered 503" in moments[2][1]
     assert moments[2][1].endswith("retried as send_mail")
-
-
-async def test_show_tells_a_look_up_that_auth0_held_off_then_went_out(cli: Cli):
-    """A 429 with a Retry-After past the local retry threshold: the look-up's failed attempt is
-    recorded (a marker), its retry waits on a timer, then the look-up and the mail go out."""
-    cli.stack.auth0.faults.status(LOOKUP, 429, headers={"Retry-After": "6"}, times=1)
-    created = await cli.create(unique_email(), "--role", "customer")
-    async with asyncio.timeout(30):
-        while (shown := await cli.json("show", created["id"]))["invitation"]["mails_sent"] < 1:
-            await asyncio.sleep(0.2)
-    moments = [(m["event"], m["detail"]) for m in shown["timeline"]]
-    events = [event for event, _ in moments[:4]]
-    assert events == ["created", "look_up_and_invite failed", "looked up", "sent"]
-    assert "Auth0RateLimited" in moments[1][1]
-    assert at(shown["timeline"][2]["at"]) - at(shown["timeline"][1]["at"]) >= timedelta(seconds=5)
 
 
 async def test_list_filters_by_status_email_and_ref_and_fills_accepted_by(cli: Cli):

@@ -10,15 +10,15 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, PendingActivityState
+from temporalio.client import WorkflowHandle
 
 from cli.bulk_import import RejectsWriter, import_file
 from invites.auth0 import Auth0Management
 from invites.creation import Creator
-from tests.support.auth0 import LOOKUP, user_payload
-from tests.support.history import local_activity_markers
+from invites.models import InvitationState
+from tests.support.auth0 import LOOKUP
 from tests.support.stack import Stack
-from worker import LOOKUPS_WAITING
 
 pytestmark = pytest.mark.devserver
 
@@ -39,11 +39,23 @@ def addresses(call: Any) -> list[str]:
     return [re.sub(r"\\(.)", r"\1", p) for p in PHRASE.findall(q)]
 
 
-async def look_ups_waiting(stack: Stack, count: int) -> None:
-    """Until `count` look-ups wait in the worker's batcher (gathering, or in the held call)."""
+async def look_ups_started(
+    handles: list[WorkflowHandle[Any, InvitationState]], *, running: bool = True
+) -> None:
+    """Until every invitation's look-up activity runs in the worker (waiting on its batch), or
+    with `running=False` is at least scheduled."""
+    states = {PendingActivityState.PENDING_ACTIVITY_STATE_STARTED}
+    if not running:
+        states.add(PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED)
+    waiting = list(handles)
     async with asyncio.timeout(120):
-        while stack.activities is None or stack.activities.lookups.waiting < count:
-            await asyncio.sleep(0.1)
+        while waiting:
+            descriptions = await asyncio.gather(*(h.describe() for h in waiting))
+            pending = [d.raw_description.pending_activities for d in descriptions]
+            waiting = [
+                h for h, p in zip(waiting, pending, strict=True) if not any(a.state in states for a in p)
+            ]
+            await asyncio.sleep(0.2 if waiting else 0)
 
 
 async def test_120_concurrent_look_ups_become_3_search_calls_with_the_right_answers(dev_stack: Stack):
@@ -62,7 +74,7 @@ async def test_120_concurrent_look_ups_become_3_search_calls_with_the_right_answ
         first = await s.invite("first@example.com")
         await asyncio.to_thread(hold.wait_arrived, 30)
         handles = await asyncio.gather(*(s.invite(e) for e in [*existing, *new]))
-        await look_ups_waiting(s, 1 + len(handles))
+        await look_ups_started(list(handles))
         hold.release()
         states = await asyncio.gather(*(s.sent(h) for h in [first, *handles]))
 
@@ -100,7 +112,7 @@ async def test_a_429_on_a_batch_delays_all_its_look_ups_by_retry_after_and_loses
         first = await s.invite("first@example.com")
         await asyncio.to_thread(hold.wait_arrived, 30)
         handles = list(await asyncio.gather(*(s.invite(e) for e in emails)))
-        await look_ups_waiting(s, 1 + len(handles))
+        await look_ups_started(handles)
         s.auth0.faults.status(LOOKUP, 429, headers={"Retry-After": str(RETRY_AFTER_S)}, times=1)
         hold.release()
         states = await asyncio.gather(*(s.sent(h) for h in [first, *handles]))
@@ -115,14 +127,20 @@ async def test_a_429_on_a_batch_delays_all_its_look_ups_by_retry_after_and_loses
     assert min(c.at for c in retried) - refused.at >= RETRY_AFTER_S - 0.05
     assert all(c.status == 200 for c in retried)
     for events in histories:  # each look-up's second attempt succeeded
-        assert _look_up_attempts(events) == [2]
+        started = [
+            e.activity_task_started_event_attributes.attempt
+            for e in events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+            and e.activity_task_started_event_attributes.attempt > 1
+        ]
+        assert started == [2]
     hints = {state.email: state.screen_hint for state in states}
     assert hints["known@example.com"] == "login"
     assert {hints[e] for e in emails[1:]} == {"signup"}
     assert len(s.sendgrid.messages) == 1 + len(emails)
 
 
-IMPORT_ROWS = 200
+IMPORT_ROWS = 200  # the worker takes 4 batches of look-ups at once (worker.LOOKUP_BATCHES_IN_FLIGHT)
 
 
 # The held search must outlast the import: no client timeout within it.
@@ -136,7 +154,8 @@ async def test_an_import_makes_at_most_one_auth0_call_per_20_invitations(dev_sta
     How full the batches are depends on how fast look-ups come, and a loaded 2-core CI machine
     starts invitations at a few dozen a second (the bench measures the real stream: 10,000
     rows). So the first search is held until every row's look-up waits in the worker, the case
-    of an import whose rows come faster than the ceiling's pace answers them."""
+    of an import whose rows come faster than the ceiling's pace answers them; 200 is the most
+    the worker takes at once (4 batches)."""
     s = dev_stack
     csv = tmp_path / "import.csv"
     csv.write_text("email,roles\n" + "".join(f"row{i}@example.com,member\n" for i in range(IMPORT_ROWS)))
@@ -147,7 +166,11 @@ async def test_an_import_makes_at_most_one_auth0_call_per_20_invitations(dev_sta
         with (tmp_path / "rejects.csv").open("w") as rejects:
             summary = await import_file(csv, creator, RejectsWriter(rejects), concurrency=8)
         assert (summary.created, summary.rejected, summary.failed) == (IMPORT_ROWS, 0, 0)
-        await look_ups_waiting(s, IMPORT_ROWS)
+        query = f'WorkflowType="InvitationWorkflow" AND TaskQueue="{s.settings.task_queue}"'
+        async with asyncio.timeout(60):
+            while len(ids := [w.id async for w in s.client.list_workflows(query)]) < IMPORT_ROWS:
+                await asyncio.sleep(0.5)
+        await look_ups_started([s.client.get_workflow_handle(i) for i in ids])
         hold.release()
         async with asyncio.timeout(120):
             while len(s.sendgrid.messages) < IMPORT_ROWS:
@@ -158,64 +181,3 @@ async def test_an_import_makes_at_most_one_auth0_call_per_20_invitations(dev_sta
     assert sorted(a for c in searches for a in addresses(c)) == rows  # each once
     # Every call to the sandbox counts: the searches, the worker's token, the roles read once.
     assert calls / IMPORT_ROWS <= 0.05, (calls, [len(addresses(c)) for c in searches])
-
-
-# The held search must outlast the test's waits: no client timeout within it.
-@pytest.mark.parametrize(
-    "settings_overrides", [{"max_task_queue_activities_per_second": 2, "auth0_timeout": 60}]
-)
-async def test_a_look_up_slower_than_a_workflow_task_mails_once_without_a_failed_task(dev_stack: Stack):
-    """The look-up is a local activity inside the run's first workflow task: held past the
-    task's 10 s timeout, the worker keeps the task alive and the look-up is not run again."""
-    s = dev_stack
-    hold = s.auth0.faults.hold(LOOKUP)
-    async with s.worker():
-        handle = await s.invite("patient@example.com")
-        await look_ups_waiting(s, 1)
-        await asyncio.sleep(12)
-        hold.release()
-        state = await s.sent(handle)
-        events = list((await handle.fetch_history()).events)
-    assert (state.mails_sent, state.screen_hint) == (1, "signup")
-    assert len(s.sendgrid.messages_to("patient@example.com")) == 1
-    assert len(s.auth0.faults.calls(LOOKUP)) == 1
-    assert _look_up_attempts(events) == [1]
-    failed = {EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED}
-    assert not [e for e in events if e.event_type in failed]
-
-
-@pytest.mark.parametrize(
-    "settings_overrides", [{"max_task_queue_activities_per_second": 2, "auth0_timeout": 60}]
-)
-async def test_look_ups_held_by_auth0_leave_room_for_a_redeem(dev_stack: Stack):
-    """Each waiting look-up keeps its workflow task open. A burst larger than the worker lets
-    wait: the rest are retried on workflow timers, and someone accepting an invitation meanwhile
-    is answered while Auth0 still holds the look-ups; then every invitation is mailed once."""
-    s = dev_stack
-    extra = 30
-    async with s.worker():
-        waiting_person = await s.invite("person@example.com")
-        await s.sent(waiting_person)
-        s.auth0.create_user("person@example.com")
-        hold = s.auth0.faults.hold(LOOKUP)
-        emails = [f"burst{i}@example.com" for i in range(LOOKUPS_WAITING + extra)]
-        burst = list(await asyncio.gather(*(s.invite(e) for e in emails)))
-        await look_ups_waiting(s, LOOKUPS_WAITING)
-        result = await s.redeem(waiting_person, user_payload(s.auth0, "person@example.com"))
-        assert (result.result, result.grant) == ("accepted", "done")
-        assert s.activities is not None and s.activities.lookups.waiting == LOOKUPS_WAITING  # held
-        hold.release()
-        await asyncio.gather(*(s.sent(h) for h in burst))
-        histories = [list((await h.fetch_history()).events) for h in burst]
-    assert len(s.sendgrid.messages) == 1 + len(burst)
-    asked = [a for c in s.auth0.faults.calls(LOOKUP) for a in addresses(c)]
-    assert sorted(asked) == sorted(["person@example.com", *emails])  # each once
-    retried = [events for events in histories if _look_up_attempts(events)[-1] > 1]
-    assert len(retried) >= extra  # refused while the worker was full; each waited on a timer
-    assert all(any(e.event_type == EventType.EVENT_TYPE_TIMER_FIRED for e in events) for events in retried)
-
-
-def _look_up_attempts(events: list[Any]) -> list[int]:
-    """The attempt each recorded look-up (a local activity's marker) ended on."""
-    markers = local_activity_markers(events)
-    return [m["attempt"] for m in markers if m["activity_type"] == "look_up_and_invite"]

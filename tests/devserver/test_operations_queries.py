@@ -25,7 +25,6 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from invites.models import RevokeInput, Status
-from sandbox.hubspot_api import BATCH_UPSERT
 from tests.support.auth0 import ASSIGN_ROLES, LOOKUP, user_payload
 from tests.support.network import free_port
 from tests.support.stack import DAY, Stack
@@ -56,11 +55,9 @@ EXPECTED = {
 # SDK metrics the page tells ops to watch that one invitation with a failed attempt produces.
 SDK_METRICS = (
     "temporal_activity_execution_failed",
-    "temporal_local_activity_execution_failed",
     "temporal_activity_schedule_to_start_latency",
     "temporal_workflow_task_schedule_to_start_latency",
     "temporal_activity_execution_latency",
-    "temporal_local_activity_execution_latency",
     "temporal_workflow_completed",
     "temporal_worker_task_slots_available",
     "temporal_num_pollers",
@@ -195,7 +192,6 @@ async def test_the_worker_serves_sdk_metrics_and_logs_json_lines_without_secrets
         update={"worker_metrics_port": port, "log_format": "json", "log_level": "DEBUG"}
     )
     s.auth0.faults.status(LOOKUP, 503, times=1)  # one failed attempt, retried after a second
-    s.hubspot.faults.status(BATCH_UPSERT, 503, times=1)  # and one of a regular activity's
     email = f"mia.{uuid.uuid4().hex[:8]}@example.com"
     worker = WorkerProcess(settings, tmp_path / "worker.log")
     try:
@@ -210,18 +206,16 @@ async def test_the_worker_serves_sdk_metrics_and_logs_json_lines_without_secrets
     finally:
         worker.kill()
 
-    queue = s.settings.task_queue
+    queue, auth0_queue = s.settings.task_queue, f"{s.settings.task_queue}-auth0"
     documented = DOC.read_text()
     for name in SDK_METRICS:
         assert f"`{name}`" in documented, f"{name} is not in docs/operations.md"
         assert any(sample.startswith(name) for sample in samples), f"{name} not served"
-    # The look-up and the first mail are one local activity; the CRM's events regular ones.
+    # The look-up and the first mail are one activity on the Auth0 queue.
     first = "look_up_and_invite"
-    assert total(samples, "temporal_local_activity_execution_failed", activity_type=first) >= 1
-    assert total(samples, "temporal_local_activity_execution_latency_count", activity_type=first) >= 1
-    publish = "publish_event"
-    assert total(samples, "temporal_activity_execution_failed", activity_type=publish) >= 1
-    assert total(samples, "temporal_activity_schedule_to_start_latency_count", task_queue=queue) >= 2
+    assert total(samples, "temporal_activity_execution_failed", activity_type=first) >= 1
+    assert total(samples, "temporal_activity_execution_latency_count", activity_type=first) >= 1
+    assert total(samples, "temporal_activity_schedule_to_start_latency_count", task_queue=auth0_queue) >= 2
     assert total(samples, "temporal_workflow_task_schedule_to_start_latency_count", task_queue=queue) >= 1
     assert total(samples, "temporal_workflow_completed", workflow_type="InvitationWorkflow") == 1
 

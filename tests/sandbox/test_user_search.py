@@ -10,9 +10,8 @@ import pytest
 from auth0.management import AsyncAuth0
 from auth0.management.errors import BadRequestError
 from pydantic import ValidationError
-from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from activities.lookups import FULL_RETRY_S, MAX_QUERY_CHARS, LookupBatcher, search_query
+from activities.lookups import MAX_QUERY_CHARS, LookupBatcher, search_query
 from invites.auth0 import Auth0Management, CallPace
 from invites.schemas import InvitationCreate
 from invites.settings import Settings
@@ -126,7 +125,7 @@ async def test_the_batcher_pages_through_a_search_with_more_accounts_than_a_page
     for email in wanted:
         auth0_fake.create_user(email)
         auth0_fake.create_user(email, connection="google-oauth2")
-    batcher = LookupBatcher(_paced(auth0_url, http), batch=100, max_waiting=1000)
+    batcher = LookupBatcher(_paced(auth0_url, http), batch=100)
     answers = await _all(batcher, [*wanted, "none@example.com"])
     assert answers == [True] * 60 + [False]
     pages = [c.query["page"] for c in auth0_fake.faults.calls(SEARCH)]
@@ -138,48 +137,13 @@ async def test_the_batcher_keeps_each_query_under_the_length_limit(
 ):
     long = [f"{'x' * 200}.{i}@example.com" for i in range(50)]
     auth0_fake.create_user(long[-1])
-    batcher = LookupBatcher(_paced(auth0_url, http), batch=50, max_waiting=1000)
+    batcher = LookupBatcher(_paced(auth0_url, http), batch=50)
     answers = await _all(batcher, long)
     assert answers == [False] * 49 + [True]
     calls = auth0_fake.faults.calls(SEARCH)
     assert len(calls) > 1
     assert all(len(httpx.QueryParams({"q": c.query["q"]}).__str__()) <= MAX_QUERY_CHARS + 2 for c in calls)
     assert sum(c.query["q"].count("@") for c in calls) == 50
-
-
-async def test_a_full_batcher_refuses_more_look_ups_for_a_later_retry_and_answers_its_own(
-    auth0_fake: Auth0Fake, auth0_url: str, http: httpx.AsyncClient
-):
-    """`max_waiting` look-ups wait (here in a held call and the batch behind it); one more is
-    refused at once with a retryable, benign error whose delay sends its retry to a workflow
-    timer; the waiting ones are answered once Auth0 answers."""
-    auth0_fake.create_user("known@example.com")
-    hold = auth0_fake.faults.hold(SEARCH)
-    batcher = LookupBatcher(_paced(auth0_url, http), batch=2, max_waiting=3)
-    try:
-        first = asyncio.create_task(batcher.has_account("known@example.com"))
-        await asyncio.to_thread(hold.wait_arrived, 10)
-        behind = [asyncio.create_task(batcher.has_account(f"new{i}@example.com")) for i in range(2)]
-        await asyncio.sleep(0.05)
-        assert batcher.waiting == 3
-        with pytest.raises(ApplicationError) as refused:
-            await batcher.has_account("late@example.com")
-        err = refused.value
-        assert (err.type, err.non_retryable, err.category) == (
-            "LookupsFull",
-            False,
-            ApplicationErrorCategory.BENIGN,
-        )
-        assert err.next_retry_delay is not None
-        assert FULL_RETRY_S[0] <= err.next_retry_delay.total_seconds() <= FULL_RETRY_S[1]
-        hold.release()
-        assert [await first, *(await asyncio.gather(*behind))] == [True, False, False]
-        assert batcher.waiting == 0
-    finally:
-        hold.release()
-        await batcher.aclose()
-    asked = [c.query["q"] for c in auth0_fake.faults.calls(SEARCH)]
-    assert not [q for q in asked if "late@" in q]
 
 
 def test_quotes_never_reach_a_query():

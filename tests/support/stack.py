@@ -41,7 +41,7 @@ from invites.tokens import TokenSigner
 from sandbox.auth0_api import Auth0Fake
 from sandbox.hubspot_api import HubSpotFake
 from sandbox.sendgrid_api import SendGridFake
-from worker import Activities, build_activities, build_workers
+from worker import build_activities, build_workers
 from workflows.invitation import InvitationWorkflow
 
 SENDGRID_KEY = "SG.test-key"
@@ -61,7 +61,6 @@ class Stack:
     sendgrid: SendGridFake
     hubspot: HubSpotFake
     handles: list[WorkflowHandle[Any, InvitationState]] = field(default_factory=list)
-    activities: Activities | None = None  # the running `worker()`'s
 
     @property
     def signer(self) -> TokenSigner:
@@ -156,7 +155,6 @@ class Stack:
         """The production workers; at the end the test's open invitations are terminated,
         unless `keep_open` (a later `worker()` carries on with them)."""
         async with build_activities(self.settings) as acts, contextlib.AsyncExitStack() as stack:
-            self.activities = acts
             for w in build_workers(self.client, self.settings, acts):
                 await stack.enter_async_context(w)
             yield

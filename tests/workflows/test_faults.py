@@ -9,8 +9,8 @@ from temporalio.api.enums.v1 import EventType
 
 from invites import invitations
 from invites.models import Status
+from invites.temporal import auth0_task_queue
 from tests.support.auth0 import user_payload
-from tests.support.history import local_activities, scheduled_activities
 from tests.support.stack import DAY, Stack
 
 ASSIGN = "POST /api/v2/users/{id}/roles"
@@ -115,20 +115,28 @@ async def test_grant_retries_do_not_assign_roles_twice(stack: Stack):
 
 
 async def test_a_first_mail_that_fails_is_retried_on_the_main_queue_without_a_second_look_up(stack: Stack):
-    """The first mail is tried once inside the look-up's local activity; a failure that may pass
-    is retried as the `send_mail` activity on the main queue, the look-up not again."""
+    """The first mail is tried once inside the look-up's activity (on the Auth0 queue);
+    a failure that may pass is retried as `send_mail` on the main queue, the look-up not again."""
     stack.sendgrid.faults.status(MAIL_SEND, 503, times=1)
     async with stack.worker():
         handle = await stack.invite("retry@example.com", reminders=())
         state = await stack.sent(handle)
-        events = list((await handle.fetch_history()).events)
+        events = (await handle.fetch_history()).events
     assert (state.status, state.mails_sent, state.screen_hint) == (Status.PENDING, 1, "signup")
     assert len(stack.sendgrid.messages_to("retry@example.com")) == 1
     assert stack.sendgrid.faults.count(MAIL_SEND) == 2
     assert stack.auth0.faults.count(LOOKUP) == 1
-    assert local_activities(events).count("look_up_and_invite") == 1
-    scheduled = [a for a in scheduled_activities(events) if a[0] != "publish_event"]
-    assert scheduled == [("send_mail", stack.settings.task_queue)]
+    queue = stack.settings.task_queue
+    scheduled = [
+        (
+            e.activity_task_scheduled_event_attributes.activity_type.name,
+            e.activity_task_scheduled_event_attributes.task_queue.name,
+        )
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name != "publish_event"
+    ]
+    assert scheduled == [("look_up_and_invite", auth0_task_queue(queue)), ("send_mail", queue)]
 
 
 async def test_an_invitation_revoked_while_its_look_up_retries_sends_nothing(stack: Stack):
