@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cli import dev_mail
+from cli.dev_mail import DevMail
 from invites.settings import DEV_WEBHOOK_SECRET, Settings
 from invites.temporal import SEARCH_ATTRIBUTES
 
@@ -62,7 +63,7 @@ DEV_SERVER_TUNING = (
 )
 
 
-def parts(settings: Settings, mail: dev_mail.DevMail = "sendgrid") -> list[Part]:
+def parts(settings: Settings, mail: DevMail = DevMail.sendgrid) -> list[Part]:
     bin_dir = Path(sys.executable).parent
     host, _, port = settings.temporal_address.rpartition(":")
     sa_args = [
@@ -161,7 +162,7 @@ async def _relay(name: str, stream: asyncio.StreamReader, quiet: asyncio.Event) 
         sys.stdout.flush()
 
 
-async def run_dev(settings: Settings | None = None, mail: dev_mail.DevMail = "sendgrid") -> None:
+async def run_dev(settings: Settings | None = None, mail: DevMail = DevMail.sendgrid) -> None:
     settings = settings or Settings(env="development")
     items = parts(settings, mail)
     try:
@@ -232,7 +233,7 @@ async def _stop(procs: list[asyncio.subprocess.Process]) -> None:
             await proc.wait()
 
 
-def banner(settings: Settings, mail: dev_mail.DevMail = "sendgrid") -> str:
+def banner(settings: Settings, mail: DevMail = DevMail.sendgrid) -> str:
     """What `invites dev` prints once every part is up: where the story starts, then the parts."""
     api = settings.public_base_url.rstrip("/")
     story = [

@@ -10,15 +10,20 @@ copy of each mail (`INVITES_MAIL_OUTBOX_COPY`), so `/dev/outbox` shows it with i
 
 from __future__ import annotations
 
-from typing import Literal
+from enum import StrEnum
 
 from invites.settings import DEV_SENDGRID_EVENT_PUBLIC_KEY, Settings
 
-# `sendgrid`: through the stand-in, with delivery events (the default); `outbox`: straight into
-# the outbox, as before SendGrid is involved. The benchmark uses `outbox`: the stand-in's work
-# (taking the mail, signing and posting its events) is SendGrid's in production, and on a small
-# machine it would take the CPU the figures measure.
-DevMail = Literal["sendgrid", "outbox"]
+
+class DevMail(StrEnum):
+    """Where `invites dev` sends mail. `sendgrid`: through the stand-in, with delivery events
+    (the default); `outbox`: into our database's outbox only. The benchmark uses `outbox`: the
+    stand-in's work (taking the mail, signing and posting its events) is SendGrid's in
+    production, and on a small machine it would take the CPU the figures measure."""
+
+    sendgrid = "sendgrid"
+    outbox = "outbox"
+
 
 # The sandbox's SendGrid API key: public, accepted by the stand-in only.
 DEV_SANDBOX_SENDGRID_KEY = "SG.invites-dev"
@@ -26,7 +31,7 @@ DEV_SANDBOX_SENDGRID_KEY = "SG.invites-dev"
 
 def sandbox_args(settings: Settings, mail: DevMail) -> list[str]:
     """The sandbox's arguments that turn its SendGrid stand-in on (none with `outbox`)."""
-    if mail == "outbox":
+    if mail == DevMail.outbox:
         return []
     events = f"{settings.public_base_url.rstrip('/')}/v1/webhooks/sendgrid"
     return ["--sendgrid-events-url", events, "--sendgrid-api-key", DEV_SANDBOX_SENDGRID_KEY]
@@ -35,7 +40,7 @@ def sandbox_args(settings: Settings, mail: DevMail) -> list[str]:
 def mail_env(settings: Settings, mail: DevMail) -> dict[str, str]:
     """The settings that send the worker's mail through the stand-in (none with `outbox`: the
     development default, mail kept in our database only)."""
-    if mail == "outbox":
+    if mail == DevMail.outbox:
         return {}
     return {
         "INVITES_MAIL_BACKEND": "sendgrid",
@@ -47,6 +52,6 @@ def mail_env(settings: Settings, mail: DevMail) -> dict[str, str]:
 
 
 def banner_line(mail: DevMail) -> str:
-    if mail == "outbox":
+    if mail == DevMail.outbox:
         return "  mail            outbox only (--mail outbox: no SendGrid stand-in, no delivery events)"
     return f"  SendGrid events verification key {DEV_SENDGRID_EVENT_PUBLIC_KEY}"

@@ -24,6 +24,7 @@ import typer
 from pydantic import ValidationError
 
 from bench.main import bench
+from cli.dev_mail import DevMail
 from invites.models import Status
 
 if TYPE_CHECKING:
@@ -140,22 +141,20 @@ def api() -> None:
 @app.command()
 def dev(
     mail: Annotated[
-        str,
+        DevMail,
         typer.Option(
             help="sendgrid: through the sandbox's SendGrid stand-in, with delivery events; "
             "outbox: kept in the outbox only (what the benchmark uses)."
         ),
-    ] = "sendgrid",
+    ] = DevMail.sendgrid,
 ) -> None:
     """Run the product on this machine: Temporal dev server and UI, Auth0 sandbox, worker."""
     from cli.dev import STATE_DIR, run_dev
 
-    if mail not in ("sendgrid", "outbox"):
-        raise typer.BadParameter("sendgrid or outbox", param_hint="--mail")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     STATE_DIR.mkdir(exist_ok=True)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_dev(mail=mail))  # type: ignore[arg-type]  # checked above
+        asyncio.run(run_dev(mail=mail))
 
 
 # --- read -----------------------------------------------------------------------------------

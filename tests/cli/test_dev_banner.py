@@ -7,7 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
+from typer.testing import CliRunner
 
+from cli.main import app
 from tests.support.invites_dev import running_invites_dev
 
 
@@ -35,3 +38,14 @@ def test_invites_dev_shows_where_the_story_starts_and_stops_quietly(tmp_path: Pa
     api_done = max(i for i, line in enumerate(stopping) if line.startswith("api "))
     temporal = [i for i, line in enumerate(stopping) if line.startswith("temporal ")]
     assert all(i > api_done for i in temporal)
+
+
+def test_invites_dev_refuses_an_unknown_mail_mode_before_starting_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.chdir(tmp_path)  # where `invites dev` would make its state folder
+    result = CliRunner().invoke(app, ["dev", "--mail", "smtp"])
+    assert result.exit_code == 2
+    said = " ".join(result.output.replace("│", " ").split())
+    assert "'smtp' is not one of 'sendgrid', 'outbox'" in said
+    assert not (tmp_path / ".invites").exists()
