@@ -21,8 +21,6 @@ from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.devserver]
 
-CRM_UPSERT = BATCH_UPSERT
-
 
 async def _sent(s: Stack, api: Any, email: str) -> tuple[str, WorkflowHandle[Any, Any]]:
     """An invitation created through the API, its first mail out: its id and handle."""
@@ -40,7 +38,7 @@ async def test_a_crm_outage_does_not_hold_the_login_and_the_sync_follows(dev_sta
         async with asyncio.timeout(30):  # the "sent" event is in the CRM: the run waits for a login
             while (await handle.describe()).raw_description.pending_activities:
                 await asyncio.sleep(0.05)
-        s.hubspot.faults.status(CRM_UPSERT, 503, times=1000)
+        s.hubspot.faults.status(BATCH_UPSERT, 503, times=1000)
         user = account(s.auth0, email, email_verified=True)
 
         response = await api.delivery(s.links(email)[-1], user).send(api.http)
@@ -52,7 +50,7 @@ async def test_a_crm_outage_does_not_hold_the_login_and_the_sync_follows(dev_sta
         assert [link.invitation_id for link in links] == [invitation_id]
         # The run is still publishing the acceptance to the CRM, which refuses it.
         async with asyncio.timeout(30):
-            while not s.hubspot.faults.count(CRM_UPSERT, status=503):
+            while not s.hubspot.faults.count(BATCH_UPSERT, status=503):
                 await asyncio.sleep(0.05)
         description = await handle.describe()
         assert description.status == WorkflowExecutionStatus.RUNNING

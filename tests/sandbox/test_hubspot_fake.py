@@ -19,8 +19,6 @@ from hubspot.crm.contacts.exceptions import ApiException, NotFoundException
 
 from sandbox.hubspot_api import BATCH_UPSERT, HubSpotFake
 
-UPSERT = BATCH_UPSERT
-
 
 def upsert(client: HubSpot, email: str, **properties: str):
     batch = BatchInputSimplePublicObjectBatchInputUpsert(
@@ -59,7 +57,7 @@ def test_upsert_twice_by_email_keeps_one_contact(hubspot_fake: HubSpotFake, hubs
     assert contact["properties"]["email"] == "ann@example.com"
     assert contact["properties"]["firstname"] == "Ann"
     assert contact["properties"]["invites_status"] == "accepted"
-    assert hubspot_fake.faults.count(UPSERT) == 2
+    assert hubspot_fake.faults.count(BATCH_UPSERT) == 2
 
 
 def test_get_by_id_and_by_email(hubspot_fake: HubSpotFake, hubspot: HubSpot) -> None:
@@ -124,7 +122,7 @@ def test_wrong_token_is_401(hubspot_url: str) -> None:
 
 
 def test_429_fault_carries_hubspot_body_and_headers(hubspot_fake: HubSpotFake, hubspot: HubSpot) -> None:
-    hubspot_fake.faults.status(UPSERT, 429, headers={"Retry-After": "10"})
+    hubspot_fake.faults.status(BATCH_UPSERT, 429, headers={"Retry-After": "10"})
     with pytest.raises(ApiException) as caught:
         upsert(hubspot, "ann@example.com")
     upsert(hubspot, "ann@example.com")
