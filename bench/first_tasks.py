@@ -1,17 +1,22 @@
-"""What the bench's no-op worker has done: kept out of `bench.noop`, which the workflow sandbox
-re-imports for every no-op run (an import there would slow the baseline it measures)."""
+"""What the bench's own workers have done: kept out of `bench.noop` and `bench.first_step`, which
+the workflow sandbox re-imports for every run (an import there would slow the baselines they
+measure)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
+from temporalio import activity
 from temporalio.worker import (
     ExecuteWorkflowInput,
     Interceptor,
     WorkflowInboundInterceptor,
     WorkflowInterceptorClassInput,
 )
+
+from bench.first_step import FIRST_STEP_ACTIVITY
 
 
 class FirstTasks(Interceptor):
@@ -43,3 +48,23 @@ class FirstTasks(Interceptor):
                 return await super().execute_workflow(input)
 
         return _Inbound
+
+
+class FirstSteps:
+    """Counts the bare first steps done: the activity of `bench.first_step.FirstStepWorkflow`,
+    the counterpart of an invitation's first mail."""
+
+    def __init__(self) -> None:
+        self.count = 0  # the activity runs on the worker's event loop: no lock
+        self._ran = asyncio.Event()
+
+    @activity.defn(name=FIRST_STEP_ACTIVITY)
+    async def step(self) -> None:
+        self.count += 1
+        self._ran.set()
+
+    async def reach(self, count: int) -> None:
+        """Return once `count` steps have run in all."""
+        while self.count < count:
+            self._ran.clear()
+            await self._ran.wait()

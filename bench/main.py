@@ -20,7 +20,8 @@ One run, against a fresh `invites dev` (or a stack given by `--api` / `--tempora
    than the no-op worker's cache were started, bare updates on the first ones, likewise evicted;
 7. import (`--import-rows`): a CSV of new addresses through the CLI's own import code
    (`cli/bulk_import.py`), timed until the last first mail is in the outbox, and the Auth0 calls
-   it cost (the sandbox's counters).
+   it cost (the sandbox's counters); next to it, as many bare first steps (`bench.first_step`:
+   the same shape in bare Temporal), half before the import and half after.
 
 The figures go to a table and a JSON file; BENCHMARKS.md explains them.
 """
@@ -68,7 +69,7 @@ TARGETS: list[tuple[str, str, float]] = [
 # With an import phase (`--import-rows`): its look-ups in batches (issue 18).
 IMPORT_TARGETS: list[tuple[str, str, float]] = [
     ("auth0_calls_per_invitation", "<=", 0.05),
-    ("import_vs_raw", ">=", 0.3),
+    ("import_vs_bare", ">=", 0.7),
 ]
 REDEEM_SAMPLE = 100  # invitations redeemed (and no-op updates timed), one after another
 HISTORY_SAMPLE = 5  # accepted histories read; the figure is their median (timing moves it a little)
@@ -376,6 +377,39 @@ class Bench:
             await self._import(opts.import_rows, results)
 
     async def _import(self, rows: int, results: dict[str, Any]) -> None:
+        """The import (`_import_rows`) and, next to it, as many bare first steps
+        (`bench.first_step`): half before the import and half after, so that both meet the same
+        minutes of the machine. Their workers run in this process for this phase only."""
+        from temporalio.worker import Worker
+
+        from bench.first_step import FirstStepWorkflow, first_step_queue
+        from bench.first_tasks import FirstSteps
+        from worker import MAX_CACHED_WORKFLOWS
+
+        queue = f"bench-steps-{uuid.uuid4().hex[:8]}"
+        steps = FirstSteps()
+        cpu: dict[str, float] = {}
+        async with (
+            # The workflows' worker caches as many as ours; both otherwise keep the SDK's
+            # defaults, as ours do.
+            Worker(
+                self.client,
+                task_queue=queue,
+                workflows=[FirstStepWorkflow],
+                max_cached_workflows=MAX_CACHED_WORKFLOWS,
+            ),
+            Worker(self.client, task_queue=first_step_queue(queue), activities=[steps.step]),
+        ):
+            bare = [await self._first_steps(queue, steps, rows // 2, cpu)]
+            await self._import_rows(rows, results)
+            bare.append(await self._first_steps(queue, steps, rows - rows // 2, cpu))
+        done, seconds = sum(n for n, _ in bare), sum(t for _, t in bare)
+        results["bare_first_step_per_s"] = round(done / seconds, 1)
+        results["bare_first_step_by_half"] = [round(n / t, 1) for n, t in bare if t]
+        results["import_vs_bare"] = round(results["import_rows_per_s"] / results["bare_first_step_per_s"], 3)
+        results["cpu_ms_per_bare_first_step"] = _cpu_per({}, cpu, done)
+
+    async def _import_rows(self, rows: int, results: dict[str, Any]) -> None:
         """A CSV of `rows` new addresses through the CLI's own import code (`invites import
         --concurrency`, at the run's concurrency, as the raw starts), timed from the first row
         read until the last first mail is in the outbox; the Auth0 calls it made, from the
@@ -390,13 +424,14 @@ class Bench:
         self.say(f"import: {rows} rows through the CLI's import code, until every first mail is out …")
         before = await self._auth0_counts()
         cpu = cpu_seconds(self.stack.roots)
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), datetime.now(UTC)
         with path.with_suffix(".rejects.csv").open("w", newline="") as stream:
             rejects = RejectsWriter(stream)
             summary = await import_file(path, self.creator, rejects, concurrency=self.opts.concurrency)
         created_s = time.perf_counter() - started
-        mailed = await self._mailed_to(prefix, summary.created)
-        elapsed = time.perf_counter() - started
+        mailed, last_sent = await self._mailed_to(prefix, summary.created)
+        cpu_after = cpu_seconds(self.stack.roots)
+        elapsed = (last_sent - started_at).total_seconds() if last_sent else time.perf_counter() - started
         after = await self._auth0_counts()
         results["import_summary"] = summary.as_dict()
         results["import_created_per_s"] = round(summary.created / created_s, 1)
@@ -404,11 +439,40 @@ class Bench:
         results["import_s"] = round(elapsed, 1)
         results["import_rows_per_s"] = round(mailed / elapsed, 1)
         results["import_vs_raw"] = round(results["import_rows_per_s"] / results["raw_start_per_s"], 3)
-        results["cpu_ms_per_import_row"] = _cpu_per(cpu, cpu_seconds(self.stack.roots), mailed)
+        results["cpu_ms_per_import_row"] = _cpu_per(cpu, cpu_after, mailed)
         if before is not None and after is not None:
             calls = {k: v - before.get(k, 0) for k, v in after.items() if v > before.get(k, 0)}
             results["auth0_calls_import"] = calls
             results["auth0_calls_per_invitation"] = round(sum(calls.values()) / max(mailed, 1), 4)
+
+    async def _first_steps(
+        self, queue: str, steps: Any, count: int, cpu: dict[str, float]
+    ) -> tuple[int, float]:
+        """`count` bare first steps (`bench.first_step`) started on `queue` at the run's
+        concurrency, timed from the first start until the last one's activity has run (`steps`,
+        a `bench.first_tasks.FirstSteps`, counts them); their CPU is added to `cpu`. How many
+        ran, and the seconds."""
+        from bench.first_step import FirstStepWorkflow
+
+        self.say(f"bare first steps: {count} workflows, one activity each on a second queue …")
+        base = steps.count
+        before = cpu_seconds(self.stack.roots)
+        started = time.perf_counter()
+
+        async def start(i: int) -> None:
+            workflow_id = f"bench-{self.run_id}-step-{base + i:06d}"
+            await self.client.start_workflow(FirstStepWorkflow.run, id=workflow_id, task_queue=queue)
+
+        _, errors = await _timed(range(count), self.opts.concurrency, start)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(SETTLE_MIN_S, count / SETTLE_RATE_FLOOR)):
+                await steps.reach(base + count - errors)
+        elapsed = time.perf_counter() - started
+        _add_cpu(cpu, before, cpu_seconds(self.stack.roots))
+        done = steps.count - base
+        if done < count:
+            self.say(f"[yellow]bare first steps: only {done} of {count} ran in {elapsed:.0f} s[/]")
+        return done, elapsed
 
     async def _auth0_counts(self) -> dict[str, int] | None:
         """The sandbox's calls per route (its `/__fake/counts`), the Management API and token
@@ -795,27 +859,32 @@ class Bench:
         self.say(f"[yellow]{what}: only {done} of {len(ids)} invitations were mailed in {timeout:.0f} s[/]")
         return done
 
-    async def _mailed_to(self, prefix: str, count: int) -> int:
+    async def _mailed_to(self, prefix: str, count: int) -> tuple[int, datetime | None]:
         """Wait until `count` invitations to addresses starting with `prefix` have their
-        invitation mail; return how many do."""
+        invitation mail; return how many do, and when the last of those mails was sent (the
+        outbox's `sent_at`, so the figure does not depend on how often this asks: each ask reads
+        the whole outbox, and asking often would take CPU from the import it measures)."""
         from sqlalchemy import func, select
 
         from invites.db.tables import Mail
 
-        stmt = select(func.count(func.distinct(Mail.invitation_id))).where(
+        stmt = select(func.count(func.distinct(Mail.invitation_id)), func.max(Mail.sent_at)).where(
             Mail.kind == "invite", Mail.to.startswith(prefix)
         )
         timeout = max(SETTLE_MIN_S, count / SETTLE_RATE_FLOOR)
         deadline = time.monotonic() + timeout
-        done = 0
+        done, last = 0, None
         while time.monotonic() < deadline:
             async with self.engine.connect() as conn:
-                done = (await conn.execute(stmt)).scalar_one()
+                done, last = (await conn.execute(stmt)).one()
             if done >= count:
-                return done
-            await asyncio.sleep(POLL_S / 5)
-        self.say(f"[yellow]import: only {done} of {count} invitations were mailed in {timeout:.0f} s[/]")
-        return done
+                break
+            await asyncio.sleep(POLL_S)
+        else:
+            self.say(f"[yellow]import: only {done} of {count} invitations were mailed in {timeout:.0f} s[/]")
+        if last is not None and last.tzinfo is None:
+            last = last.replace(tzinfo=UTC)  # SQLite keeps no time zone; the worker writes UTC
+        return done, last
 
     async def _count_mailed(self, ids: list[str]) -> int:
         from sqlalchemy import func, select
@@ -1092,6 +1161,8 @@ ROWS = [
     ("worker_rss_mb_idle", "worker RSS MiB, before the open ones"),
     ("worker_rss_mb_10k_open", "worker RSS MiB, open invitations"),
     ("import_rows_per_s", "import: rows mailed / s"),
+    ("bare_first_step_per_s", "bare first steps / s (start, activity, timer)"),
+    ("import_vs_bare", "import / bare first step"),
     ("import_vs_raw", "import / raw start"),
     ("auth0_calls_per_invitation", "import: Auth0 calls per invitation"),
 ]
@@ -1127,6 +1198,7 @@ def print_results(results: dict[str, Any], console: Any) -> None:
         ("cpu_ms_per_create", "create"),
         ("cpu_ms_per_open_invitation", "open invitation, started to mailed"),
         ("cpu_ms_per_import_row", "imported row, read to mailed"),
+        ("cpu_ms_per_bare_first_step", "bare first step, start to activity"),
     ):
         if used := results.get(key):
             console.print(f"CPU ms per {label}: " + ", ".join(f"{k} {v}" for k, v in used.items()))

@@ -25,6 +25,8 @@ FIGURES = [
     "redeem_cold_p50_ms",  # 10 of the 20 are redeemed at the end (the code path; on 70 they stay cached)
     "import_rows_per_s",
     "import_vs_raw",
+    "bare_first_step_per_s",
+    "import_vs_bare",
     "auth0_calls_per_invitation",
 ]
 IMPORT_ROWS = 100
@@ -72,6 +74,14 @@ def test_bench_measures_every_figure_on_a_small_load(tmp_path: Path) -> None:
     assert figures["auth0_calls_per_invitation"] <= 0.2
     assert figures["config"]["auth0_calls_per_s"] == 2  # the default ceiling
     assert {"temporal", "worker", "bench"} <= set(figures["cpu_ms_per_import_row"])
+    # Its baseline: as many bare first steps, half before the import and half after, each run by
+    # the bench's own workers (so the stack's worker has no part in them).
+    assert len(figures["bare_first_step_by_half"]) == 2
+    bare_cpu = figures["cpu_ms_per_bare_first_step"]
+    assert bare_cpu["temporal"] > 0 and bare_cpu["bench"] > 0, bare_cpu
+    assert figures["import_vs_bare"] == pytest.approx(
+        figures["import_rows_per_s"] / figures["bare_first_step_per_s"], abs=0.001
+    )
     # CPU per item, by part of the stack the bench started (and the bench's own process).
     for key in ("cpu_ms_per_raw_start", "cpu_ms_per_create", "cpu_ms_per_open_invitation"):
         used = figures[key]
@@ -93,7 +103,7 @@ def test_bench_measures_every_figure_on_a_small_load(tmp_path: Path) -> None:
         "history_events_accepted",
         "worker_rss_mb_10k_open",
         "auth0_calls_per_invitation",
-        "import_vs_raw",
+        "import_vs_bare",
     }
     assert all(isinstance(t["pass"], bool) for t in figures["targets"].values())
     machine = figures["machine"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio.api.common.v1 import ActivityType, Payload, SearchAttributes
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import (
@@ -13,6 +15,7 @@ from temporalio.api.history.v1 import (
     UpsertWorkflowSearchAttributesEventAttributes,
 )
 
+from bench.first_tasks import FirstSteps
 from bench.main import _add_cpu, _cpu_per, _meets, _pct, history_figures, rounds_of, server_actions
 from bench.stack import is_worker, role
 
@@ -186,3 +189,15 @@ def test_redeem_phases_split_the_accepted_run_by_event_time() -> None:
         "closing": 19.0,
     }
     assert history_figures(events[:4])["redeem_phases_ms"] == {}  # never redeemed
+
+
+async def test_first_steps_are_counted_and_reach_waits_for_the_count() -> None:
+    steps = FirstSteps()
+    waiting = asyncio.create_task(steps.reach(3))
+    for _ in range(2):
+        await steps.step()
+        await asyncio.sleep(0)
+    assert not waiting.done() and steps.count == 2
+    await steps.step()
+    await asyncio.wait_for(waiting, 1)
+    await asyncio.wait_for(steps.reach(3), 1)  # already there: at once
