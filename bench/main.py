@@ -400,9 +400,9 @@ class Bench:
             ),
             Worker(self.client, task_queue=first_step_queue(queue), activities=[steps.step]),
         ):
-            bare = [await self._first_steps(queue, steps, rows // 2, cpu)]
+            bare = [await self._first_steps(queue, steps, range(rows // 2), cpu)]
             await self._import_rows(rows, results)
-            bare.append(await self._first_steps(queue, steps, rows - rows // 2, cpu))
+            bare.append(await self._first_steps(queue, steps, range(rows // 2, rows), cpu))
         done, seconds = sum(n for n, _ in bare), sum(t for _, t in bare)
         results["bare_first_step_per_s"] = round(done / seconds, 1)
         results["bare_first_step_by_half"] = [round(n / t, 1) for n, t in bare if t]
@@ -446,24 +446,25 @@ class Bench:
             results["auth0_calls_per_invitation"] = round(sum(calls.values()) / max(mailed, 1), 4)
 
     async def _first_steps(
-        self, queue: str, steps: Any, count: int, cpu: dict[str, float]
+        self, queue: str, steps: Any, indices: range, cpu: dict[str, float]
     ) -> tuple[int, float]:
-        """`count` bare first steps (`bench.first_step`) started on `queue` at the run's
+        """Bare first steps (`bench.first_step`), one per index, started on `queue` at the run's
         concurrency, timed from the first start until the last one's activity has run (`steps`,
         a `bench.first_tasks.FirstSteps`, counts them); their CPU is added to `cpu`. How many
         ran, and the seconds."""
         from bench.first_step import FirstStepWorkflow
 
+        count = len(indices)
         self.say(f"bare first steps: {count} workflows, one activity each on a second queue …")
         base = steps.count
         before = cpu_seconds(self.stack.roots)
         started = time.perf_counter()
 
         async def start(i: int) -> None:
-            workflow_id = f"bench-{self.run_id}-step-{base + i:06d}"
+            workflow_id = f"bench-{self.run_id}-step-{i:06d}"
             await self.client.start_workflow(FirstStepWorkflow.run, id=workflow_id, task_queue=queue)
 
-        _, errors = await _timed(range(count), self.opts.concurrency, start)
+        _, errors = await _timed(indices, self.opts.concurrency, start)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(SETTLE_MIN_S, count / SETTLE_RATE_FLOOR)):
                 await steps.reach(base + count - errors)
