@@ -10,7 +10,9 @@ when it says when to come back.
 
 from __future__ import annotations
 
+import asyncio
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -40,6 +42,16 @@ class Auth0Users:
         # Paced on the Auth0 queue (the tenant's ceiling, shared with the batched look-ups of
         # activities/lookups.py); unpaced for the grant, which a person waits for at login.
         self._pace = auth0.pace
+        # One app_metadata read-modify-write at a time per account in this worker: a claim grants
+        # several invitations of one account at once, and Auth0 has no conditional write (a lock
+        # lives while a call holds or waits for it).
+        self._metadata_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def _metadata_lock(self, user_id: str) -> asyncio.Lock:
+        lock = self._metadata_locks.get(user_id)
+        if lock is None:
+            lock = self._metadata_locks[user_id] = asyncio.Lock()
+        return lock
 
     async def assign_roles(self, user_id: str, roles: list[str]) -> tuple[list[str], list[str]]:
         """Assign the roles the user does not hold yet, so a retry assigns nothing twice.
@@ -70,11 +82,25 @@ class Auth0Users:
         verified (now or already).
 
         No PATCH when the read shows it all written (a grant retried because another part
-        failed): a retry repeats the read, not the write. With `marks` (a token-less redeem: a
-        claim grants every pending invitation of the address side by side, each a read-modify-
-        write of the same keys) the write is read back, and one another grant wrote over is
-        retried.
+        failed): a retry repeats the read, not the write. A claim grants every pending invitation
+        of the address side by side, each a read-modify-write of the same keys: in one worker
+        they take turns (`_metadata_lock`); with `marks` (a token-less redeem) the write is also
+        read back, and one that a grant in another worker wrote over is retried.
         """
+        async with self._metadata_lock(user_id):
+            return await self._update_profile(
+                user_id, invitation_id, accepted_at, app_metadata, verify_email, marks
+            )
+
+    async def _update_profile(
+        self,
+        user_id: str,
+        invitation_id: str,
+        accepted_at: datetime,
+        app_metadata: dict[str, Any],
+        verify_email: str | None,
+        marks: dict[str, str] | None,
+    ) -> bool:
         fields = "app_metadata,email,email_verified,identities"
         user = await self._call(lambda: self._client.users.get(user_id, fields=fields))
         current = dict(getattr(user, "app_metadata", None) or {})
@@ -127,17 +153,18 @@ class Auth0Users:
         payload in `invites.data` that still hold its values, unless another accepted invitation
         of the account (`kept`, their payloads merged) gives the same value. One read and at most
         one PATCH; True when this call removed something."""
-        try:
-            user = await self._call(lambda: self._client.users.get(user_id, fields="app_metadata"))
-        except ApplicationError as err:
-            if err.type == "Auth0UserNotFound":
-                return False
-            raise
-        current = dict(getattr(user, "app_metadata", None) or {})
-        patch = _metadata_without(current, invitation_id, payload, kept)
-        if patch:
-            await self._call(lambda: self._client.users.update(user_id, app_metadata=patch))
-        return bool(patch)
+        async with self._metadata_lock(user_id):
+            try:
+                user = await self._call(lambda: self._client.users.get(user_id, fields="app_metadata"))
+            except ApplicationError as err:
+                if err.type == "Auth0UserNotFound":
+                    return False
+                raise
+            current = dict(getattr(user, "app_metadata", None) or {})
+            patch = _metadata_without(current, invitation_id, payload, kept)
+            if patch:
+                await self._call(lambda: self._client.users.update(user_id, app_metadata=patch))
+            return bool(patch)
 
     async def _held_role_ids(self, user_id: str) -> set[str]:
         """Every role the user holds. Page by page until a page comes back short: the SDK's pager

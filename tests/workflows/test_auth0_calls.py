@@ -10,6 +10,7 @@ activity context, as the grant runs them).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -151,3 +152,23 @@ async def test_several_invitations_merge_their_payloads_the_later_winning(stack:
     metadata = stack.auth0.user(user["user_id"])["app_metadata"]
     assert metadata["invites"]["data"] == {"plan": "team", "quote": "Q-1", "seats": 5}
     assert [i["id"] for i in metadata["invitations"]] == ["inv_first", "inv_second"]
+
+
+async def test_grants_for_one_account_at_once_in_a_worker_keep_every_entry(stack: Stack):
+    # A claim grants every pending invitation of the address side by side; each grant is a
+    # read-modify-write of the same keys, and Auth0 has no conditional write.
+    user_id = stack.auth0.create_user("side-by-side@example.com")["user_id"]
+    ids = [f"inv_side_{n}" for n in range(6)]
+    async with httpx.AsyncClient(timeout=stack.settings.auth0_timeout) as http:
+        users = Auth0Users(Auth0Management(stack.settings, http))  # one worker's
+        env = ActivityEnvironment()
+        await asyncio.gather(
+            *(
+                env.run(users.update_profile, user_id, i, ACCEPTED_AT, {f"k{n}": n}, None)
+                for n, i in enumerate(ids)
+            )
+        )
+
+    metadata = stack.auth0.user(user_id)["app_metadata"]
+    assert sorted(i["id"] for i in metadata["invitations"]) == ids
+    assert metadata["invites"]["data"] == {f"k{n}": n for n in range(len(ids))}
